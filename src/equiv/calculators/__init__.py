@@ -1,0 +1,1 @@
+"""equiv.calculators — see ../shared/DESIGN.md for what belongs here."""

@@ -1,0 +1,1 @@
+"""equiv.data — see ../shared/DESIGN.md for what belongs here."""

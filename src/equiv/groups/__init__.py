@@ -1,0 +1,1 @@
+"""equiv.groups — see ../shared/DESIGN.md for what belongs here."""

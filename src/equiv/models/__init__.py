@@ -1,0 +1,1 @@
+"""equiv.models — see ../shared/DESIGN.md for what belongs here."""

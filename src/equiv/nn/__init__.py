@@ -1,0 +1,1 @@
+"""equiv.nn — see ../shared/DESIGN.md for what belongs here."""

@@ -1,0 +1,1 @@
+"""equiv.symmetry: equivariance errors and assertions, orbit evaluation, soft-equivariance regularisers."""

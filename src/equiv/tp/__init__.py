@@ -1,0 +1,1 @@
+"""equiv.tp: tensor products behind one interface."""

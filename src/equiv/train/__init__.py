@@ -1,0 +1,1 @@
+"""equiv.train: training loops, metrics, checkpoints, distributed support."""
