@@ -1,1 +1,5 @@
-"""equiv.calculators — see ../shared/DESIGN.md for what belongs here."""
+"""equiv.calculators: run equiv potentials in ASE (:class:`EquivCalculator`), and ``equiv md``."""
+
+from equiv.calculators._ase import EquivCalculator
+
+__all__ = ["EquivCalculator"]

@@ -1,1 +1,15 @@
-"""equiv.models — see ../shared/DESIGN.md for what belongs here."""
+"""equiv.models: reference models (one file each) and the registry of interatomic potentials."""
+
+# --- interatomic potentials: registry and protocol (owner: potentials engineer) ---
+from equiv.models._potential_registry import (
+    available_potentials,
+    get_potential_class,
+    potential_name,
+    register_potential,
+)
+from equiv.models._toy_potential import ToyPotential
+
+__all__ = [
+    # interatomic potentials
+    "available_potentials", "get_potential_class", "potential_name", "register_potential", "ToyPotential",
+]

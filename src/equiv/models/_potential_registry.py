@@ -1,0 +1,123 @@
+r"""Interatomic potentials by name, and the protocol they follow.
+
+The training workflow (``equiv train potential``), :func:`equiv.train.load_potential`, ``equiv
+evaluate``, ``equiv md`` and :class:`equiv.calculators.EquivCalculator` accept any model class that
+follows this protocol and is registered here.
+
+The potential protocol
+----------------------
+A potential is a :class:`torch.nn.Module` with
+
+**constructor** ``cls(*, species, cutoff, atomic_energies, avg_num_neighbors, scale, shift, **kwargs)``
+    ``species`` — sorted list of atomic numbers it knows; ``cutoff`` — radius in Å;
+    ``atomic_energies`` — :math:`E_0(Z)` in eV, one per species (same order); ``avg_num_neighbors``,
+    ``scale``, ``shift`` — data statistics the workflow computes on the training set (mean number of
+    neighbours within the cut-off; RMS of force components in eV/Å; mean per-atom energy after
+    subtracting :math:`E_0`, in eV); ``**kwargs`` — the model's own hyper-parameters (``model_kwargs``
+    in the training config). A model may ignore statistics it does not use.
+
+**attributes**
+    ``species`` (list of int), ``cutoff`` (float), ``hparams`` (dict: the constructor's keyword
+    arguments, JSON-serialisable, so ``cls(**model.hparams)`` rebuilds the architecture), and the
+    per-species :math:`E_0` in its state dict.
+
+**forward** ``model(batch) -> dict``
+    ``batch`` is an :class:`equiv.data.Batch`; the model must compute edge vectors as
+    ``batch.positions[batch.edge_index[1]] - batch.positions[batch.edge_index[0]] + batch.shifts``
+    (never from ``unit_shifts`` directly), so that forces and stress follow by autograd. It returns at
+    least ``"energy"``, shape ``(n_graphs,)``, in eV, and may return ``"node_energy"`` ``(n_atoms,)``.
+    An element outside ``species`` raises ``ValueError``.
+
+Forces :math:`\mathbf F = -\partial E/\partial \mathbf r` and stress are *not* the model's job:
+:func:`equiv.train.forces.predict_properties` makes positions require grad, applies a symmetric strain
+for the stress, calls the model and differentiates.
+
+Registering a model
+-------------------
+>>> import torch
+>>> @register_potential("my-model")  # doctest: +SKIP
+... class MyModel(torch.nn.Module): ...
+>>> get_potential_class("toy").__name__
+'ToyPotential'
+
+Built-in names are imported lazily, and ``"package.module:ClassName"`` loads any importable class.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["register_potential", "get_potential_class", "available_potentials", "potential_name"]
+
+_REGISTRY: dict[str, type] = {}
+#: Built-in potentials, imported on first use: name -> "module:Class".
+_BUILTIN: dict[str, str] = {
+    "toy": "equiv.models._toy_potential:ToyPotential",
+}
+
+
+def register_potential(name: str):
+    """Class decorator registering a potential under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        Registry key, used in training configs (``model: <name>``) and saved-model files.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+
+    def deco(cls):
+        prev = _REGISTRY.get(name)
+        if prev is not None and prev is not cls and prev.__qualname__ != cls.__qualname__:
+            raise ValueError(f"name: potential {name!r} is already registered to {prev.__module__}.{prev.__qualname__}")
+        _REGISTRY[name] = cls
+        cls._registry_name = name
+        return cls
+
+    return deco
+
+
+def _import(spec: str):
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def get_potential_class(name: str) -> type:
+    """The class registered as ``name`` (or ``"module:Class"``).
+
+    Raises
+    ------
+    ValueError
+        Unknown name; the message lists the available ones.
+    """
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in _BUILTIN:
+        cls = _import(_BUILTIN[name])
+        _REGISTRY.setdefault(name, cls)
+        return cls
+    if ":" in name:
+        try:
+            return _import(name)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"model: cannot import {name!r} ({exc})") from None
+    raise ValueError(f"model: unknown potential {name!r}; available: {available_potentials()} "
+                     f"(or 'package.module:ClassName')")
+
+
+def available_potentials() -> list[str]:
+    """Names of the registered and built-in potentials."""
+    return sorted(set(_REGISTRY) | set(_BUILTIN))
+
+
+def potential_name(model) -> str:
+    """The registry name of a model instance (``"module:Class"`` for unregistered classes)."""
+    cls = type(model)
+    for name, c in _REGISTRY.items():
+        if c is cls:
+            return name
+    for name, spec in _BUILTIN.items():
+        if spec == f"{cls.__module__}:{cls.__qualname__}":
+            return name
+    return f"{cls.__module__}:{cls.__qualname__}"
