@@ -1,1 +1,52 @@
-"""equiv.so3: SO(3)/O(3) mathematics (irreps, spherical harmonics, Wigner D, Clebsch–Gordan, Gaunt, sphere grids, rotations)."""
+"""equiv.so3: SO(3)/O(3) mathematics in e3nn's real basis, with no degree cap.
+
+- `Irrep`, `Irreps`, `MulIr`: irreps of O(3) and direct sums (e3nn's string syntax, ``mul_ir`` layout).
+- `spherical_harmonics`: real spherical harmonics (e3nn basis, order and signs), any degree.
+- `wigner_D`, `wigner_D_from_matrix`: Wigner D matrices (e3nn's Y-X-Y Euler angles), batched.
+- `sphere_grid`: Gauss–Legendre × uniform quadrature on the sphere, exact to a band limit.
+- `angles_to_matrix`, `matrix_to_angles`, `random_rotation`, ...: rotations.
+
+See docs/so3.md for the conventions and the measured agreement with e3nn.
+
+>>> from equiv.so3 import Irreps, spherical_harmonics
+>>> Irreps("16x0e + 8x1o").dim
+40
+"""
+
+from ._grid import SphereGrid, sphere_grid
+from ._irreps import Irrep, Irreps, MulIr
+from ._rotation import (
+    angles_to_matrix,
+    angles_to_xyz,
+    matrix_to_angles,
+    matrix_x,
+    matrix_y,
+    matrix_z,
+    quaternion_to_matrix,
+    random_rotation,
+    xyz_to_angles,
+)
+from ._spherical_harmonics import spherical_harmonics
+from ._wigner import change_basis_complex_to_real, so3_generators, wigner_D, wigner_D_from_matrix
+
+__all__ = [
+    "Irrep",
+    "Irreps",
+    "MulIr",
+    "spherical_harmonics",
+    "wigner_D",
+    "wigner_D_from_matrix",
+    "change_basis_complex_to_real",
+    "so3_generators",
+    "angles_to_matrix",
+    "matrix_to_angles",
+    "angles_to_xyz",
+    "xyz_to_angles",
+    "matrix_x",
+    "matrix_y",
+    "matrix_z",
+    "quaternion_to_matrix",
+    "random_rotation",
+    "SphereGrid",
+    "sphere_grid",
+]
