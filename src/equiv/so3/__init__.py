@@ -3,6 +3,7 @@
 - `Irrep`, `Irreps`, `MulIr`: irreps of O(3) and direct sums (e3nn's string syntax, ``mul_ir`` layout).
 - `spherical_harmonics`: real spherical harmonics (e3nn basis, order and signs), any degree.
 - `wigner_D`, `wigner_D_from_matrix`: Wigner D matrices (e3nn's Y-X-Y Euler angles), batched.
+- `clebsch_gordan`: real-basis Clebsch–Gordan coefficients (= e3nn's ``wigner_3j``), any degree, cached.
 - `sphere_grid`: Gauss–Legendre × uniform quadrature on the sphere, exact to a band limit.
 - `angles_to_matrix`, `matrix_to_angles`, `random_rotation`, ...: rotations.
 
@@ -13,6 +14,7 @@ See docs/so3.md for the conventions and the measured agreement with e3nn.
 40
 """
 
+from ._clebsch_gordan import clebsch_gordan, wigner_3j_complex
 from ._grid import SphereGrid, sphere_grid
 from ._irreps import Irrep, Irreps, MulIr
 from ._rotation import (
@@ -47,6 +49,8 @@ __all__ = [
     "matrix_z",
     "quaternion_to_matrix",
     "random_rotation",
+    "clebsch_gordan",
+    "wigner_3j_complex",
     "SphereGrid",
     "sphere_grid",
 ]
