@@ -164,8 +164,9 @@ def clebsch_gordan(l1: int, l2: int, l3: int, dtype: torch.dtype | None = None, 
     >>> C = clebsch_gordan(1, 1, 0, dtype=torch.float64)
     >>> torch.allclose(C[:, :, 0], torch.eye(3, dtype=torch.float64) / 3**0.5)
     True
-    >>> clebsch_gordan(1, 1, 1, dtype=torch.float64)[0, 1, 2] * 6**0.5  # Levi-Civita / sqrt(6)
-    tensor(1., dtype=torch.float64)
+    >>> C = clebsch_gordan(1, 1, 1, dtype=torch.float64)  # Levi-Civita / sqrt(6)
+    >>> round(C[0, 1, 2].item() * 6**0.5, 12), round(C[1, 0, 2].item() * 6**0.5, 12)
+    (1.0, -1.0)
     """
     _check_triple("clebsch_gordan", l1, l2, l3)
     C = _clebsch_gordan_float64(l1, l2, l3)
