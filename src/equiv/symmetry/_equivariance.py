@@ -194,6 +194,8 @@ def _act(x, kind, g: torch.Tensor, t: torch.Tensor, D_cache: dict, where: str):
         if kind == "cartesian_points":
             y = y + t.to(x)
         return y
+    if x.dim() == 0 and kind.dim == 1:  # a 0-d scalar described as "0e" / "0o"
+        return _act(x[None], kind, g, t, D_cache, where)[0]
     if x.shape[-1:] != (kind.dim,):
         raise ValueError(f"{where}: described as {kind} (dim {kind.dim}), but its last axis has size {x.shape[-1] if x.dim() else None}")
     key = (kind, x.dtype, x.device)
