@@ -1,0 +1,103 @@
+"""equiv train potential: config handling, a short training run, exact resume, saved models."""
+
+import json
+
+import pytest
+import torch
+import yaml
+from potential_helpers import write_lj_dataset
+
+from equiv.cli import main
+from equiv.train import load_potential
+from equiv.train.checkpoint import load_checkpoint
+from equiv.train.potential import resolve_config, train_potential
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lj")
+    return write_lj_dataset(d / "train.xyz", 12, seed=0), write_lj_dataset(d / "test.xyz", 4, seed=1)
+
+
+def config(data, out, **kw):
+    cfg = dict(dataset="extxyz", train_file=data[0], test_file=[data[1]], valid_fraction=0.25, cutoff=3.5,
+               model_kwargs={"channels": 4, "hidden": 8, "num_basis": 4}, batch_size=3, epochs=2, lr=0.01,
+               output_dir=str(out), progress=False, num_threads=1, device="cpu")
+    cfg.update(kw)
+    return resolve_config(cfg)
+
+
+def test_config_precedence_and_errors(tmp_path):
+    p = tmp_path / "cfg.yaml"
+    p.write_text(yaml.safe_dump({"lr": 0.002, "batch-size": 7, "model_kwargs": {"channels": 3}, "ema": False}))
+    cfg = resolve_config({"config": str(p), "batch_size": 9, "lr": None})
+    assert (cfg["lr"], cfg["batch_size"], cfg["model_kwargs"], cfg["ema"]) == (0.002, 9, {"channels": 3}, False)
+    assert cfg["optimizer"] == "amsgrad"  # default kept
+    p.write_text(yaml.safe_dump({"learning_rate": 0.1}))
+    with pytest.raises(ValueError, match="unknown option 'learning_rate'"):
+        resolve_config({"config": str(p)})
+    with pytest.raises(ValueError, match="optimizer"):
+        resolve_config({"optimizer": "sgd"})
+    with pytest.raises(ValueError, match="train_file"):
+        resolve_config({"dataset": "extxyz"})
+    with pytest.raises(ValueError, match="batch_size"):
+        resolve_config({"batch_size": 0})
+
+
+def test_cli_flags_parse():
+    from equiv.cli import build_parser
+
+    args = build_parser("train").parse_args(
+        ["train", "potential", "--molecule", "aspirin", "--no-ema", "--lr", "1e-3", "--model-kwargs", "{channels: 4}"])
+    cfg = resolve_config(args)
+    assert cfg["molecule"] == "aspirin" and cfg["ema"] is False and cfg["lr"] == 1e-3
+    assert cfg["model_kwargs"] == {"channels": 4}
+
+
+def test_train_report_and_saved_model(data, tmp_path):
+    out = tmp_path / "run"
+    rc = main(["train", "potential", "--dataset", "extxyz", "--train-file", data[0], "--test-file", data[1],
+               "--valid-fraction", "0.25", "--cutoff", "3.5", "--model-kwargs", "{channels: 4, hidden: 8}",
+               "--batch-size", "3", "--epochs", "4", "--output-dir", str(out), "--no-progress", "--device", "cpu"])
+    assert rc == 0
+    report = json.loads((out / "test_report.json").read_text())
+    m = report["tests"]["test"]
+    assert m["n_structures"] == 4
+    for key in ("energy_mae", "energy_rmse", "forces_mae", "forces_rmse"):
+        assert m[key] > 0 and m[key] == m[key]
+    assert m["energy_rmse"] >= m["energy_mae"] and m["forces_rmse"] >= m["forces_mae"]
+    assert (out / "parity_test.png").stat().st_size > 1000
+    assert "F MAE (meV/Å)" in (out / "test_report.md").read_text()
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    # training reduces the validation loss
+    assert history[-1]["valid_loss"] < history[0]["valid_loss"]
+    model, meta = load_potential(out / "model.pt", return_metadata=True)
+    assert model.species == [1, 6, 8] and model.cutoff == 3.5 and meta["config"]["batch_size"] == 3
+    # E0 from least squares (no isolated atoms in the file) are stored with the model
+    assert len(model.hparams["atomic_energies"]) == 3
+
+
+def test_resume_is_exact(data, tmp_path):
+    full = train_potential(config(data, tmp_path / "full", test=False))
+    assert full["global_step"] == 6  # 9 training structures, batch 3, 2 epochs
+    part = train_potential(config(data, tmp_path / "part", max_steps=4, test=False))
+    assert part["global_step"] == 4 and part["stop_reason"] == "max_steps"
+    ck = load_checkpoint(tmp_path / "part" / "checkpoint.pt")
+    assert (ck["epoch"], ck["step_in_epoch"]) == (1, 1)  # stopped inside the second epoch
+    resumed = train_potential(config(data, tmp_path / "part", max_steps=None, test=False))
+    assert resumed["global_step"] == 6
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "part" / "checkpoint.pt")
+    for key in a["model_state"]:
+        assert torch.equal(a["model_state"][key], b["model_state"][key]), key
+    for sa, sb in zip(a["ema_state"]["shadow"], b["ema_state"]["shadow"]):
+        assert torch.equal(sa, sb)
+    assert a["history"][-1]["valid"] == b["history"][-1]["valid"]
+    assert a["best_metric"] == b["best_metric"]
+
+
+def test_resume_refuses_a_different_run(data, tmp_path):
+    train_potential(config(data, tmp_path / "r", max_steps=1, test=False))
+    with pytest.raises(ValueError, match="lr"):
+        train_potential(config(data, tmp_path / "r", lr=0.5, test=False))
