@@ -4,6 +4,7 @@
 - `spherical_harmonics`: real spherical harmonics (e3nn basis, order and signs), any degree.
 - `wigner_D`, `wigner_D_from_matrix`: Wigner D matrices (e3nn's Y-X-Y Euler angles), batched.
 - `clebsch_gordan`: real-basis Clebsch–Gordan coefficients (= e3nn's ``wigner_3j``), any degree, cached.
+- `gaunt`: integrals of three real spherical harmonics, exact, any degree.
 - `sphere_grid`: Gauss–Legendre × uniform quadrature on the sphere, exact to a band limit.
 - `angles_to_matrix`, `matrix_to_angles`, `random_rotation`, ...: rotations.
 
@@ -15,6 +16,7 @@ See docs/so3.md for the conventions and the measured agreement with e3nn.
 """
 
 from ._clebsch_gordan import clebsch_gordan, wigner_3j_complex
+from ._gaunt import gaunt
 from ._grid import SphereGrid, sphere_grid
 from ._irreps import Irrep, Irreps, MulIr
 from ._rotation import (
@@ -51,6 +53,7 @@ __all__ = [
     "random_rotation",
     "clebsch_gordan",
     "wigner_3j_complex",
+    "gaunt",
     "SphereGrid",
     "sphere_grid",
 ]
