@@ -44,6 +44,7 @@ class Translations(Group):
     """
 
     d = 4
+    homogeneous = True
 
     def __init__(self, axes: str = "xyz", scale: float = 1.0):
         if not isinstance(axes, str) or not axes or any(a not in "xyz" for a in axes) or len(set(axes)) != len(axes):
@@ -120,6 +121,7 @@ class E3(Group):
     """
 
     d = 4
+    homogeneous = True
     name = "E(3)"
 
     def __init__(self, scale: float = 1.0):

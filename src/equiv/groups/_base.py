@@ -86,6 +86,8 @@ class Group:
     name: str = "group"
     #: size of the defining representation (element matrices are d x d)
     d: int = 3
+    #: True for groups written as homogeneous 4 x 4 matrices (a linear part and a translation)
+    homogeneous: bool = False
 
     # elements ----------------------------------------------------------------------------------
     def sample(self, n: int = 1, *, generator=None, dtype=None, device=None) -> torch.Tensor:
@@ -144,10 +146,10 @@ class Group:
 
     # action ------------------------------------------------------------------------------------
     def _linear_part(self, g: torch.Tensor) -> torch.Tensor:
-        return g if self.d == 3 else g[..., :3, :3]
+        return g[..., :3, :3] if self.homogeneous else g
 
     def _translation_part(self, g: torch.Tensor) -> torch.Tensor | None:
-        return None if self.d == 3 else g[..., :3, 3]
+        return g[..., :3, 3] if self.homogeneous else None
 
     def act(self, g: torch.Tensor, x: torch.Tensor, kind) -> torch.Tensor:
         """Apply ``g`` to ``x`` of the given ``kind`` (see the module docstring).

@@ -2,3 +2,7 @@
 
 # --- equivariance checks (owner: so3 engineer) ---
 from ._equivariance import EquivarianceReport, assert_equivariant, default_tolerance, equivariance_error  # noqa: E402,F401
+
+# --- soft equivariance (owner: symmetry-diagnostics engineer) ---
+from ._projector import EquivariantProjector, equivariant_basis  # noqa: E402,F401
+from ._soft import GatedMLP, GatedNonlinearity, SoftEquivariance, make_equivariant_  # noqa: E402,F401
