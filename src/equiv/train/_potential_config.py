@@ -31,6 +31,10 @@ def _dict(value):
         return {}
     if not isinstance(v, dict):
         raise argparse.ArgumentTypeError(f"expected a mapping such as '{{channels: 32}}', got {value!r}")
+    glued = [k for k, x in v.items() if x is None and isinstance(k, str) and ":" in k]
+    if glued:
+        raise argparse.ArgumentTypeError(f"{value!r} parses as keys {glued} without values; YAML needs a space "
+                                         "after each colon, e.g. '{channels: 32, hidden: 64}'")
     return v
 
 

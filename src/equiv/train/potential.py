@@ -37,6 +37,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -336,12 +337,18 @@ def _train(cfg: dict, info) -> dict:
         hparams = dict(species=species, cutoff=cfg["cutoff"], atomic_energies=[e0[z] for z in species], **stats,
                        **cfg["model_kwargs"])
     cls = get_potential_class(model_name)
-    model = cls(**hparams).to(device=device, dtype=dtype)
+    try:
+        model = cls(**hparams).to(device=device, dtype=dtype)
+    except TypeError as exc:
+        raise ValueError(f"option model_kwargs: {cfg['model_kwargs']!r} does not fit {model_name!r} ({exc})") from None
     n_params = sum(p.numel() for p in model.parameters())
     ddp_model = model
     if info.distributed:
+        # Force training differentiates twice; the second backward hands DDP gradients whose strides differ
+        # from its buckets' (a copy, not an error). Keep the log readable.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         ddp_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None, gradient_as_bucket_view=True)
     optimizer = _optimizer(cfg, model.parameters())
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=cfg["lr_factor"],
                                                            patience=cfg["scheduler_patience"], min_lr=cfg["min_lr"])
