@@ -59,3 +59,18 @@ def test_batch_shapes_and_errors():
     # O(3): improper elements through Irrep.D_from_matrix
     R = random_rotation(3, dtype=torch.float64)
     assert torch.allclose(Irrep(2, -1).D_from_matrix(-R), -wigner_D_from_matrix(2, R))
+
+
+def test_torch_compile_fullgraph():
+    """SH, D and CG trace into one graph (construction-time constants are evaluated eagerly)."""
+    from equiv.so3 import Irreps, clebsch_gordan, spherical_harmonics
+
+    irreps = Irreps("2x0e + 1o + 2e")
+
+    def fn(x, R):
+        y = (spherical_harmonics([1, 2], x)[:, None, :] @ irreps[1:].D_from_matrix(R).transpose(-1, -2))[:, 0]
+        return torch.einsum("ijk,ni,nj->nk", clebsch_gordan(1, 2, 3, dtype=x.dtype), y[:, :3], y[:, 3:])
+
+    compiled = torch.compile(fn, fullgraph=True, backend="eager")
+    x, R = torch.randn(7, 3, dtype=torch.float64), random_rotation(7, dtype=torch.float64)
+    assert (compiled(x, R) - fn(x, R)).abs().max() < 1e-14

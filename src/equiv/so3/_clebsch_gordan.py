@@ -133,6 +133,11 @@ def _clebsch_gordan_float64(l1: int, l2: int, l3: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(C))
 
 
+@torch.compiler.assume_constant_result  # torch.compile: evaluate eagerly, treat as a constant
+def _clebsch_gordan_constant(l1: int, l2: int, l3: int) -> torch.Tensor:
+    return _clebsch_gordan_float64(l1, l2, l3)
+
+
 def clebsch_gordan(l1: int, l2: int, l3: int, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
     r"""Clebsch–Gordan coefficients (e3nn's ``wigner_3j``) in the real basis, any degree.
 
@@ -169,6 +174,6 @@ def clebsch_gordan(l1: int, l2: int, l3: int, dtype: torch.dtype | None = None, 
     (1.0, -1.0)
     """
     _check_triple("clebsch_gordan", l1, l2, l3)
-    C = _clebsch_gordan_float64(l1, l2, l3)
+    C = _clebsch_gordan_constant(l1, l2, l3)
     # copy: the cached tensor must not be modified in place by a caller
     return C.to(dtype=dtype or torch.get_default_dtype(), device=device, copy=True)

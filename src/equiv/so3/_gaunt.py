@@ -51,6 +51,11 @@ def _gaunt_float64(l1: int, l2: int, l3: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(G))
 
 
+@torch.compiler.assume_constant_result  # torch.compile: evaluate eagerly, treat as a constant
+def _gaunt_constant(l1: int, l2: int, l3: int) -> torch.Tensor:
+    return _gaunt_float64(l1, l2, l3)
+
+
 def gaunt(l1: int, l2: int, l3: int, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
     r"""Real Gaunt coefficients :math:`G_{abc} = \int_{S^2} Y^{l_1}_a Y^{l_2}_b Y^{l_3}_c\, d\Omega`.
 
@@ -88,5 +93,5 @@ def gaunt(l1: int, l2: int, l3: int, dtype: torch.dtype | None = None, device=No
     for k, l in (("l1", l1), ("l2", l2), ("l3", l3)):
         if isinstance(l, bool) or not isinstance(l, int) or l < 0:
             raise ValueError(f"gaunt: {k} must be an int >= 0, got {l!r}")
-    G = _gaunt_float64(l1, l2, l3)
+    G = _gaunt_constant(l1, l2, l3)
     return G.to(dtype=dtype or torch.get_default_dtype(), device=device, copy=True)

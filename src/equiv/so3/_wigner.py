@@ -86,8 +86,13 @@ def so3_generators(l: int) -> np.ndarray:
     return np.stack(out)
 
 
-@functools.lru_cache(maxsize=None)
+@torch.compiler.assume_constant_result  # torch.compile: evaluate eagerly, treat as a constant
 def _J_float64(l: int) -> torch.Tensor:
+    return _J_float64_cached(l)
+
+
+@functools.lru_cache(maxsize=None)
+def _J_float64_cached(l: int) -> torch.Tensor:
     # exp(pi G) through the eigenvectors of the Hermitian i G (eigenvalues exactly the integers
     # m = -l..l, gap 1, so the eigenvectors are accurate): J = sum_m (-1)^m v_m v_m^H. This is
     # ~100x more accurate than a Pade matrix exponential (orthogonality 2e-15 vs 1e-13 at l = 5).
