@@ -37,7 +37,6 @@ thousands; here it is checked against e3nn to l = 11 and for orthonormality at l
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -47,9 +46,8 @@ __all__ = ["spherical_harmonics"]
 _NORMALIZATIONS = ("integral", "component", "norm")
 
 
-@functools.lru_cache(maxsize=None)
 def _coefficients(lmax: int):
-    """Recursion coefficients as Python floats (cached per lmax)."""
+    """Recursion coefficients as Python floats (cheap; cached with the tensors below)."""
     diag = [1.0 / math.sqrt(4 * math.pi)]  # Q^m_m
     for m in range(1, lmax + 1):
         diag.append(diag[-1] * math.sqrt((2 * m + 1) / (2 * m)))
