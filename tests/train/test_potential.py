@@ -85,6 +85,13 @@ def test_train_report_and_saved_model(data, tmp_path):
     assert model.species == [1, 6, 8] and model.cutoff == 3.5 and meta["config"]["batch_size"] == 3
     # E0 from least squares (no isolated atoms in the file) are stored with the model
     assert len(model.hparams["atomic_energies"]) == 3
+    # `equiv evaluate` on the test file reproduces the training run's test report
+    ev = tmp_path / "eval.json"
+    assert main(["evaluate", "--model", str(out / "model.pt"), "--data", data[1], "--output", str(ev),
+                 "--no-progress", "--device", "cpu"]) == 0
+    metrics = json.loads(ev.read_text())["metrics"]
+    for key in ("energy_mae", "forces_rmse"):
+        assert metrics[key] == pytest.approx(m[key], rel=1e-12)
 
 
 def test_resume_is_exact(data, tmp_path):
