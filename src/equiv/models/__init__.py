@@ -11,11 +11,12 @@ from equiv.models._toy_potential import ToyPotential
 
 # --- N-body models (owner: N-body engineer) ---
 from equiv.models.egnn import EGNN, EGNNLayer
+from equiv.models.fa_gnn import FrameAveragedGNN, GNNLayer, PlainGNN
 from equiv.models.mlp import NBodyMLP
 
 __all__ = [
     # interatomic potentials
     "available_potentials", "get_potential_class", "potential_name", "register_potential", "ToyPotential",
     # N-body
-    "EGNN", "EGNNLayer", "NBodyMLP",
+    "EGNN", "EGNNLayer", "FrameAveragedGNN", "GNNLayer", "PlainGNN", "NBodyMLP",
 ]
