@@ -99,18 +99,23 @@ def test_stress_matches_ase_numerical_stress():
 
 
 def test_invariance_and_equivariance():
-    rng = np.random.default_rng(3)
+    from equiv.symmetry import assert_equivariant
+
     m = model()
-    d = molecule(rng)
-    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * -1 if np.linalg.det(q) > 0 else q  # an improper rotation (rotation x inversion)
-    perm = rng.permutation(d.n_atoms)
-    moved = AtomicData((d.positions.numpy() @ q.T + rng.normal(size=3))[perm], d.atomic_numbers.numpy()[perm])
-    a = predict_properties(m, collate([d.with_graph(CUTOFF, None)]))
-    b = predict_properties(m, collate([moved.with_graph(CUTOFF, None)]))
-    assert abs(float(a["energy"][0] - b["energy"][0])) < 1e-12
-    np.testing.assert_allclose(b["forces"].numpy(), (a["forces"].numpy() @ q.T)[perm], atol=1e-12)
-    np.testing.assert_allclose(a["forces"].sum(0).numpy(), 0, atol=1e-12)  # translation invariance
+    d = molecule(np.random.default_rng(3))
+
+    def energy_and_forces(positions, atomic_numbers):
+        g = AtomicData(positions, atomic_numbers).with_graph(CUTOFF, None)
+        out = predict_properties(m, collate([g]))
+        return out["energy"], out["forces"]
+
+    # energy invariant, forces rotate (and flip under inversion), under O(3), translations, permutations
+    report = assert_equivariant(energy_and_forces, [d.positions, d.atomic_numbers], ["cartesian_points", None],
+                                ["0e", "cartesian_vectors"], group="O(3)", translations=True, permutations=True,
+                                node_inputs=(0, 1), node_outputs=(1,))
+    assert report is not None
+    f = energy_and_forces(d.positions, d.atomic_numbers)[1]
+    torch.testing.assert_close(f.sum(0), torch.zeros(3, dtype=f.dtype), atol=1e-12, rtol=0)  # no net force
 
 
 def test_dtypes_agree(dtype):

@@ -117,3 +117,14 @@ def test_resume_refuses_a_different_run(data, tmp_path):
     train_potential(config(data, tmp_path / "r", max_steps=1, test=False))
     with pytest.raises(ValueError, match="lr"):
         train_potential(config(data, tmp_path / "r", lr=0.5, test=False))
+
+
+def test_example_configs_resolve():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "examples" / "configs"
+    configs = sorted(folder.glob("*.yaml"))
+    assert len(configs) >= 4
+    for p in configs:
+        cfg = resolve_config({"config": str(p)})
+        assert cfg["model"] and cfg["cutoff"] > 0
