@@ -30,6 +30,26 @@ def test_matches_e3nn_every_l(dtype, normalization, normalize):
             assert (a - b).abs().max() <= 1e-12 * b.abs().max(), l
 
 
+@pytest.mark.parametrize("normalization", ["integral", "component", "norm"])
+def test_low_degree_fast_path_matches_e3nn(dtype, normalization):
+    """l <= 4 goes through the monomial expansion (one GEMM): same numbers as e3nn and the recursion."""
+    import equiv.so3._spherical_harmonics as impl
+
+    x = torch.randn(300, 3, dtype=dtype)
+    tol = 1e-5 if dtype == torch.float32 else 1e-13
+    for lmax in range(impl._POLY_LMAX + 1):
+        for normalize in (True, False):
+            ls = list(range(lmax + 1))
+            ours = spherical_harmonics(ls, x, normalize, normalization).double()
+            ref = o3.spherical_harmonics(ls, x.double(), normalize, normalization)
+            assert (ours - ref).abs().max() <= tol * ref.abs().max(), (lmax, normalize)
+    # and the recursion used above l = 4 agrees with the expansion on the same degrees
+    xn = torch.nn.functional.normalize(x.double(), dim=-1)
+    rows = impl._sh_rows(4, [4, 2], {4: 1.0, 2: 1.0}, xn).T
+    poly = impl._sh_poly([4, 2], [1.0, 1.0], xn)
+    assert (rows - poly).abs().max() < 1e-14
+
+
 def test_argument_forms_match_e3nn():
     x = torch.randn(20, 3, dtype=torch.float64)
     for ls in [3, [2, 0, 2], "0e + 1o + 2e", Irreps("2x1o + 3o"), "1e + 2e + 3e"]:
@@ -74,11 +94,13 @@ def test_high_degree_float32_and_float64_agree():
 
 def test_gradcheck():
     x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda v: spherical_harmonics([0, 1, 4, 7], v), (x,))
+    assert torch.autograd.gradcheck(lambda v: spherical_harmonics([0, 1, 4, 7], v), (x,))  # recursion
+    assert torch.autograd.gradcheck(lambda v: spherical_harmonics([0, 3, 1, 4], v), (x,))  # expansion
     assert torch.autograd.gradcheck(lambda v: spherical_harmonics(5, v, normalize=False, normalization="component"), (x,))
     # smooth at the poles (the polar axis is y): no angles, no division
     pole = torch.tensor([[0.0, 1.0, 0.0], [0.0, -2.0, 0.0]], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda v: spherical_harmonics(3, v), (pole,))
+    assert torch.autograd.gradgradcheck(lambda v: spherical_harmonics(6, v), (pole,))
 
 
 def test_gradient_matches_e3nn():
