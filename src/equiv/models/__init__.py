@@ -13,10 +13,11 @@ from equiv.models._toy_potential import ToyPotential
 from equiv.models.egnn import EGNN, EGNNLayer
 from equiv.models.fa_gnn import FrameAveragedGNN, GNNLayer, PlainGNN
 from equiv.models.mlp import NBodyMLP
+from equiv.models.ponita import Ponita
 
 __all__ = [
     # interatomic potentials
     "available_potentials", "get_potential_class", "potential_name", "register_potential", "ToyPotential",
     # N-body
-    "EGNN", "EGNNLayer", "FrameAveragedGNN", "GNNLayer", "PlainGNN", "NBodyMLP",
+    "EGNN", "EGNNLayer", "FrameAveragedGNN", "GNNLayer", "PlainGNN", "NBodyMLP", "Ponita",
 ]

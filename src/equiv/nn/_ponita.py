@@ -1,0 +1,205 @@
+r"""Building blocks of PONITA: convolutions on position–orientation space :math:`\mathbb R^3\times S^2`.
+
+Bekkers, Vadgama, Hesselink, van der Linden and Romero, *Fast, Expressive SE(n) Equivariant Networks
+through Weight-Sharing in Position-Orientation Space*, ICLR 2024 (arXiv:2310.02970).
+
+Features live on pairs :math:`(x_i, o)` of a particle position and an orientation :math:`o` from a
+grid on the sphere. A kernel between :math:`(x_j, o)` and :math:`(x_i, o')` may depend only on
+invariants of the pair; PONITA uses the *separable* form — a spatial kernel for the same orientation,
+then a kernel on the sphere (fibre) — with the bijective invariants (Eq. 7 of the paper)
+
+.. math::
+
+    a^{(1)}_{ij,o} = \langle x_j - x_i, o\rangle,\qquad
+    a^{(2)}_{ij,o} = \lVert (x_j - x_i) - a^{(1)}_{ij,o}\,o\rVert,\qquad
+    a^{(3)}_{oo'} = \langle o, o'\rangle .
+
+All three are invariant under any :math:`g \in E(3)` acting on positions *and* orientations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["ConvNeXtBlock", "PolynomialFeatures", "SeparableFiberBundleConv", "repulsion_grid"]
+
+
+def repulsion_grid(
+    n: int, *, steps: int = 300, dtype: torch.dtype | None = None, device: torch.device | None = None
+) -> torch.Tensor:
+    r"""``n`` near-uniform points on the unit sphere by electrostatic repulsion.
+
+    Starts from the Fibonacci lattice and takes ``steps`` projected gradient steps on the Riesz
+    energy :math:`E = \sum_{i<j} \lVert p_i - p_j\rVert^{-1}` (Thomson problem), with step size
+    proportional to the typical spacing; deterministic.
+
+    Parameters
+    ----------
+    n : int
+        Number of points (>= 1).
+    steps : int
+        Gradient steps (default 300).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, 3)`` unit vectors.
+
+    Examples
+    --------
+    >>> g = repulsion_grid(12, dtype=torch.float64)
+    >>> g.shape, bool(torch.allclose(g.norm(dim=1), torch.ones(12, dtype=torch.float64)))
+    (torch.Size([12, 3]), True)
+    >>> d = torch.cdist(g, g) + 3 * torch.eye(12, dtype=torch.float64)
+    >>> round(float(d.min(1).values.mean()), 3)   # 12 points converge to the icosahedron (edge 1.051)
+    1.051
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    k = torch.arange(n, dtype=torch.float64) + 0.5
+    z = 1 - 2 * k / n
+    phi = math.pi * (1 + 5**0.5) * k
+    r = (1 - z**2).clamp_min(0).sqrt()
+    p = torch.stack([r * torch.cos(phi), r * torch.sin(phi), z], -1)
+    if n > 1:
+        lr = 0.05 * 4 * math.pi / n  # ~ (spacing)^2 scale
+        for _ in range(steps):
+            diff = p[:, None] - p[None]
+            dist = diff.norm(dim=-1) + torch.eye(n, dtype=p.dtype)
+            force = (diff / dist[..., None] ** 3).sum(1)  # -grad E
+            force = force - (force * p).sum(-1, keepdim=True) * p  # tangent part
+            p = p + lr * force / n**0.5
+            p = p / p.norm(dim=-1, keepdim=True)
+    return p.to(dtype=dtype or torch.get_default_dtype(), device=device)
+
+
+class PolynomialFeatures(nn.Module):
+    r"""All monomials of degree 1 to ``degree`` of the last axis (with repetition, as in PONITA).
+
+    For :math:`a \in \mathbb R^d`: :math:`[a,\ a\otimes a,\ \dots,\ a^{\otimes\,\mathrm{degree}}]`
+    flattened, i.e. :math:`d + d^2 + \dots + d^{\,\mathrm{degree}}` features.
+
+    Shapes:
+        - input ``(..., d)``; output ``(..., d + d**2 + ... + d**degree)``
+
+    >>> PolynomialFeatures(3)(torch.ones(4, 2)).shape
+    torch.Size([4, 14])
+    """
+
+    def __init__(self, degree: int) -> None:
+        super().__init__()
+        if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
+            raise ValueError(f"degree must be a positive integer, got {degree!r}")
+        self.degree = degree
+
+    @staticmethod
+    def num_features(dim: int, degree: int) -> int:
+        return sum(dim**k for k in range(1, degree + 1))
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        terms = [a]
+        for _ in range(1, self.degree):
+            terms.append((terms[-1][..., :, None] * a[..., None, :]).flatten(-2))
+        return torch.cat(terms, -1)
+
+    def extra_repr(self) -> str:
+        return f"degree={self.degree}"
+
+
+class SeparableFiberBundleConv(nn.Module):
+    r"""Depth-wise separable convolution on :math:`\mathbb R^3 \times S^2` (dense, fully connected).
+
+    .. math::
+
+        f'_{i,o,c} = \sum_{j} k^{\text{spatial}}_{c}(a^{(1)}_{ij,o}, a^{(2)}_{ij,o})\, f_{j,o,c},\qquad
+        f''_{i,o',c} = \frac{1}{|O|}\sum_{o} k^{\text{fibre}}_{c}(\langle o, o'\rangle)\, f'_{i,o,c} + b_c
+
+    The kernels are linear maps of shared basis functions (:math:`k = W\,\varphi(a)`). On the first
+    forward pass in training mode the two kernel weights are rescaled once so that the standard
+    deviation of the features is preserved (PONITA's data-dependent initialisation); the flag is a
+    buffer, so loaded models are not recalibrated.
+
+    Parameters
+    ----------
+    channels : int
+        Feature channels (each convolved separately).
+    basis_dim : int
+        Width of the basis functions :math:`\varphi`.
+
+    Shapes:
+        - f: ``(B, N, O, C)``; spatial basis ``(B, N, N, O, basis_dim)`` indexed (target i, source j);
+          fibre basis ``(B or 1, O, O, basis_dim)``
+        - output ``(B, N, O, C)``
+    """
+
+    def __init__(self, channels: int, basis_dim: int, bias: bool = True) -> None:
+        super().__init__()
+        self.channels, self.basis_dim = channels, basis_dim
+        self.kernel_spatial = nn.Linear(basis_dim, channels, bias=False)
+        self.kernel_fiber = nn.Linear(basis_dim, channels, bias=False)
+        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
+        self.register_buffer("calibrated", torch.tensor(False))
+
+    def reset_parameters(self) -> None:
+        self.kernel_spatial.reset_parameters()
+        self.kernel_fiber.reset_parameters()
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+        self.calibrated.fill_(False)
+
+    def forward(self, f: torch.Tensor, spatial_basis: torch.Tensor, fiber_basis: torch.Tensor) -> torch.Tensor:
+        k1 = self.kernel_spatial(spatial_basis)  # (B, N, N, O, C)
+        f1 = torch.einsum("bjoc,bijoc->bioc", f, k1)
+        k2 = self.kernel_fiber(fiber_basis)  # (B, O, P, C)
+        f2 = torch.einsum("bioc,bopc->bipc", f1, k2.expand(f.shape[0], *k2.shape[1:])) / k2.shape[-3]
+        if self.training and not bool(self.calibrated):
+            with torch.no_grad():
+                s0, s1, s2 = f.std(), f1.std(), f2.std()
+                if s1 > 0 and s2 > 0:
+                    self.kernel_spatial.weight.mul_(s0 / s1)
+                    self.kernel_fiber.weight.mul_(s1 / s2)
+                self.calibrated.fill_(True)
+            return self.forward(f, spatial_basis, fiber_basis)
+        return f2 if self.bias is None else f2 + self.bias
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, basis_dim={self.basis_dim}"
+
+
+class ConvNeXtBlock(nn.Module):
+    r"""ConvNeXt block (Liu et al. 2022) around a :class:`SeparableFiberBundleConv`:
+
+    .. math::
+
+        f \leftarrow f + \gamma \odot W_2\,\mathrm{GELU}\bigl(W_1\,\mathrm{LayerNorm}(\mathrm{conv}(f))\bigr)
+
+    with widening factor ``widening`` (:math:`W_1: C \to \text{widening}\cdot C`) and optional layer
+    scale :math:`\gamma` (``layer_scale=None`` disables it).
+
+    Shapes:
+        - as :class:`SeparableFiberBundleConv`.
+    """
+
+    def __init__(self, channels: int, basis_dim: int, widening: int = 4, layer_scale: float | None = None) -> None:
+        super().__init__()
+        self.conv = SeparableFiberBundleConv(channels, basis_dim)
+        self.norm = nn.LayerNorm(channels)
+        self.linear_1 = nn.Linear(channels, widening * channels)
+        self.linear_2 = nn.Linear(widening * channels, channels)
+        self.act = nn.GELU()
+        self.layer_scale = nn.Parameter(torch.full((channels,), float(layer_scale))) if layer_scale else None
+
+    def reset_parameters(self) -> None:
+        self.conv.reset_parameters()
+        self.norm.reset_parameters()
+        self.linear_1.reset_parameters()
+        self.linear_2.reset_parameters()
+
+    def forward(self, f: torch.Tensor, spatial_basis: torch.Tensor, fiber_basis: torch.Tensor) -> torch.Tensor:
+        y = self.linear_2(self.act(self.linear_1(self.norm(self.conv(f, spatial_basis, fiber_basis)))))
+        if self.layer_scale is not None:
+            y = self.layer_scale * y
+        return f + y
