@@ -68,3 +68,10 @@ def test_bad_options(tmp_path):
         train_nbody(model="egnn", augment="scale", out=str(tmp_path))
     with pytest.raises(ValueError, match="model must be one of"):
         build_model("nope")
+
+
+def test_val_every_and_time_limit(tmp_path):
+    r = train_nbody(SMALL, epochs=3, val_every=2, out=str(tmp_path / "v"))
+    assert r["epochs_run"] == 3 and r["best_epoch"] in (2, 3)
+    r = train_nbody(SMALL, epochs=50, val_every=5, time_limit=0.0, out=str(tmp_path / "t"))
+    assert r["epochs_run"] == 1 and r["stop_reason"] == "time_limit" and r["best_epoch"] == 1

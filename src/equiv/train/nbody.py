@@ -241,7 +241,7 @@ DEFAULTS: dict[str, Any] = dict(
     model="egnn", epochs=None, lr=None, weight_decay=None, batch_size=None, scheduler=None, clip=None,
     num_train=3000, num_valid=2000, num_test=2000, augment="none", out=None, results=None, resume=False,
     device="auto", seed=0, dtype="float32", threads=None, time_limit=None, patience=None,
-    model_kwargs=None, progress=True, equivariance_systems=8, data_seed=43,
+    model_kwargs=None, progress=True, equivariance_systems=8, data_seed=43, compile=False, val_every=1,
 )
 
 
@@ -262,7 +262,7 @@ def _resolve(cfg: dict) -> dict:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {cfg['dtype']!r}")
     if cfg["scheduler"] not in ("none", "cosine"):
         raise ValueError(f"scheduler must be 'none' or 'cosine', got {cfg['scheduler']!r}")
-    for k in ("epochs", "batch_size", "num_train", "num_valid", "num_test"):
+    for k in ("epochs", "batch_size", "num_train", "num_valid", "num_test", "val_every"):
         if not (isinstance(cfg[k], int) and cfg[k] >= 1):
             raise ValueError(f"{k} must be a positive integer, got {cfg[k]!r}")
     if cfg["num_train"] > 10000 or cfg["num_valid"] > 2000 or cfg["num_test"] > 2000:
@@ -307,7 +307,8 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
     ``num_valid``, ``num_test``, ``augment`` (none, rotation, o3: random rotations/reflections of each
     training system), ``out`` (run folder), ``results`` (JSON path), ``resume``, ``device``, ``seed``,
     ``dtype``, ``threads``, ``time_limit`` (seconds of training before stopping), ``patience`` (epochs
-    without validation improvement before stopping), ``model_kwargs``, ``progress``.
+    without validation improvement before stopping), ``val_every`` (validate every this many epochs),
+    ``compile`` (``torch.compile`` the model), ``model_kwargs``, ``progress``.
     """
     cfg = _resolve({**(config or {}), **kwargs})
     device = _device(cfg["device"])
@@ -354,6 +355,7 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
             d.update(val_mse=state["best_val"], test_mse=state["test_at_best"])
         return d
 
+    fwd = torch.compile(model) if cfg["compile"] else model
     x, v, q, y = task["train"]
     ntrain = x.shape[0]
     bs = cfg["batch_size"]
@@ -385,7 +387,7 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
                 c = xb.mean(1, keepdim=True)
                 xb, yb = (xb - c) @ R.transpose(1, 2) + c, (yb - c) @ R.transpose(1, 2) + c
                 vb = vb @ R.transpose(1, 2)
-            loss = ((model(xb, vb, qb) - yb) ** 2).mean()
+            loss = ((fwd(xb, vb, qb) - yb) ** 2).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg["clip"]:
@@ -395,29 +397,40 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
         if sched is not None:
             sched.step()
         model.eval()
-        val = evaluate_mse(model, task["valid"])
         state["epoch"] += 1
-        improved = val < state["best_val"]
+        validate = state["epoch"] % cfg["val_every"] == 0 or state["epoch"] == cfg["epochs"]
+        val = evaluate_mse(fwd, task["valid"]) if validate else math.nan
+        improved = validate and val < state["best_val"]
         if improved:
             state["best_val"], state["best_epoch"] = val, state["epoch"]
-            state["test_at_best"] = evaluate_mse(model, task["test"])
+            state["test_at_best"] = evaluate_mse(fwd, task["test"])
             save_checkpoint(best_path, snapshot("best"))
             stalled = 0
-        else:
-            stalled += 1
+        elif validate:
+            stalled += cfg["val_every"]
         state["elapsed"] = time.perf_counter() - t_start
         state["history"].append(dict(epoch=state["epoch"], train_mse=total / ntrain, valid_mse=val,
                                      seconds=time.perf_counter() - t_epoch))
         save_checkpoint(ckpt_path, snapshot("full"))
         if progress is not None:
             progress.update(1)
-            progress.set_postfix(train=f"{total / ntrain:.4f}", val=f"{val:.4f}",
+            progress.set_postfix(train=f"{total / ntrain:.4f}", val=f"{state['best_val']:.4f}",
                                  test_at_best=f"{state['test_at_best']:.4f}")
         if cfg["patience"] is not None and stalled >= cfg["patience"]:
             stop_reason = "patience"
             break
     if progress is not None:
         progress.close()
+    if state["history"] and math.isnan(state["history"][-1]["valid_mse"]):
+        # stopped between validations: validate the last epoch too
+        model.eval()
+        val = evaluate_mse(fwd, task["valid"])
+        state["history"][-1]["valid_mse"] = val
+        if val < state["best_val"]:
+            state["best_val"], state["best_epoch"] = val, state["epoch"]
+            state["test_at_best"] = evaluate_mse(fwd, task["test"])
+            save_checkpoint(best_path, snapshot("best"))
+        save_checkpoint(ckpt_path, snapshot("full"))
     train_seconds = time.perf_counter() - t_start
 
     best = load_model(best_path, map_location=device)
@@ -435,7 +448,8 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
         mean_epoch_s=float(np.mean(epoch_times)) if epoch_times else None,
         equivariance=eq,
         settings={k: cfg[k] for k in ("lr", "weight_decay", "batch_size", "scheduler", "clip", "num_train",
-                                       "num_valid", "num_test", "augment", "seed", "dtype", "data_seed")},
+                                       "num_valid", "num_test", "augment", "seed", "dtype", "data_seed",
+                                       "val_every", "compile", "time_limit", "patience")},
         device=str(device) + ("" if device.type != "cuda" else f" ({torch.cuda.get_device_name(device)})"),
         threads=torch.get_num_threads(), torch=torch.__version__,
         checkpoint=str(best_path),
@@ -495,6 +509,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--model-arg", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="model hyper-parameter, e.g. --model-arg hidden=32 (repeatable)")
+    r.add_argument("--val-every", type=int, default=1, help="validate every this many epochs")
+    r.add_argument("--compile", action="store_true", help="torch.compile the model (useful on GPU)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -502,7 +518,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = {k: getattr(args, k) for k in ("model", "epochs", "lr", "weight_decay", "batch_size", "scheduler",
                                           "clip", "patience", "time_limit", "augment", "num_train",
                                           "num_valid", "num_test", "out", "results", "resume", "device",
-                                          "dtype", "threads", "seed")}
+                                          "dtype", "threads", "seed", "val_every", "compile")}
     cfg["model_kwargs"] = dict(args.model_arg) or None
     cfg["progress"] = not args.no_progress
     try:
