@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from equiv.groups import O2, O3, Rep
-from equiv.symmetry import EquivariantProjector, GatedMLP, GatedNonlinearity, SoftEquivariance, make_equivariant_
+from equiv.symmetry import EquivariantProjector, GatedMLP, GatedNonlinearity, GatedProducts, SoftEquivariance, make_equivariant_
 
 REP_IN = 3 * Rep.scalar() + 2 * Rep.vector()
 REP_H = 4 * Rep.scalar() + 2 * Rep.vector() + 2 * Rep.tensor(2)
@@ -174,3 +174,36 @@ def test_soft_equivariance_errors_and_state():
     state = soft.state_dict()
     assert set(state) == {"strengths", "minima", "epoch"} and math.isinf(float(state["minima"][0]))
     assert "strengths=[2.0, 2.0]" in repr(soft)
+
+
+@pytest.mark.parametrize("group", ["o3", "o2_z"])
+def test_gated_products_mlp_equivariant_and_quadratic(group):
+    """With products the exactly O(3)-equivariant model can express r r^T (the inertia tensor)."""
+    model = GatedMLP(REP_IN, REP_H, REP_OUT, num_hidden=2, equivariant_to=group, products=True).double()
+    G = model.layer_reps[0][0].parametrizations.weight[0].projector.group
+    x = torch.randn(16, REP_IN.dim, dtype=torch.float64)
+    g = G.sample(1, dtype=torch.float64)[0]
+    assert torch.allclose(model(G.act(g, x, REP_IN)), G.act(g, model(x), REP_OUT), atol=1e-10)
+    # scaling the vector inputs by t scales some output terms by t^2: not linear in the vectors
+    x0 = x.clone()
+    x0[:, 3:] = 0
+    f0 = model(x0)
+    d1 = model(torch.cat([x[:, :3], x[:, 3:]], 1)) - f0
+    d2 = model(torch.cat([x[:, :3], 2 * x[:, 3:]], 1)) - f0
+    assert (d2 - 2 * d1).abs().max() > 1e-6
+
+
+def test_gated_products_layer():
+    rep = Rep.scalar() + Rep.vector() + Rep.tensor(2)
+    f = GatedProducts(rep)
+    assert f.pre_rep.dim == rep.dim + 2 + (3 + 3) + (9 + 3) + (3 + 3)
+    x = torch.zeros(1, f.pre_rep.dim, dtype=torch.float64)
+    p, q = torch.tensor([1.0, 2, 3]), torch.tensor([4.0, 5, 6])
+    x[0, 15:18], x[0, 18:21] = p, q  # scalar factors p, q after 13 features and 2 gates
+    out = f(x)
+    assert float(out[0, 0]) == pytest.approx(float(p @ q))
+    x = torch.zeros(1, f.pre_rep.dim, dtype=torch.float64)
+    x[0, 33:36], x[0, 36:39] = p, q  # tensor factors u, w
+    assert torch.allclose(f(x)[0, 4:], torch.outer(p, q).double().reshape(9))
+    with pytest.raises(ValueError, match="Cartesian scalars, vectors or rank-2"):
+        GatedProducts(Rep("1x1o"))

@@ -30,11 +30,11 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from equiv.groups import Group, Rep, TensorRep, as_rep, get_group
+from equiv.groups import Group, Rep, as_rep, get_group
 
 from ._projector import EquivariantProjector
 
-__all__ = ["SoftEquivariance", "GatedNonlinearity", "GatedMLP", "make_equivariant_"]
+__all__ = ["SoftEquivariance"]
 
 
 def _layers_from(layers) -> list[tuple[nn.Module, Rep, Rep]]:
@@ -272,116 +272,3 @@ class SoftEquivariance(nn.Module):
 
     def extra_repr(self) -> str:
         return f"groups={self.names}, layers={len(self._layers)}, strengths={[round(float(s), 6) for s in self.strengths]}"
-
-
-class _Project(nn.Module):
-    def __init__(self, projector: EquivariantProjector, which: str):
-        super().__init__()
-        self.projector, self.which = projector, which
-
-    def forward(self, X):
-        return self.projector.weight(X) if self.which == "weight" else self.projector.bias(X)
-
-
-def make_equivariant_(module: nn.Module, rep_in, rep_out, group) -> nn.Module:
-    """Constrain a linear module to be exactly ``group``-equivariant (in place).
-
-    Registers a :mod:`torch.nn.utils.parametrize` parametrisation ``weight = P(V)`` (and
-    ``bias = P_b(c)``): the free parameters ``V`` are unconstrained, the used weights are their
-    projection, so training stays inside the equivariant subspace (the "hard" EMLP baseline of
-    Finzi et al. 2021).
-
-    >>> import torch
-    >>> lin = make_equivariant_(torch.nn.Linear(3, 3), "1x1o", "1x1o", "o3")
-    >>> W = lin.weight.detach()
-    >>> torch.allclose(W, W[0, 0] * torch.eye(3), atol=1e-6)
-    True
-    """
-    from torch.nn.utils import parametrize
-
-    P = EquivariantProjector(rep_in, rep_out, group, bias=True)
-    if tuple(module.weight.shape) != (P.rep_out.dim, P.rep_in.dim):
-        raise ValueError(f"module weight {tuple(module.weight.shape)} does not match {P.rep_in} -> {P.rep_out}")
-    parametrize.register_parametrization(module, "weight", _Project(P, "weight"))
-    if isinstance(getattr(module, "bias", None), torch.Tensor):
-        parametrize.register_parametrization(module, "bias", _Project(P, "bias"))
-    return module
-
-
-class GatedNonlinearity(nn.Module):
-    """EMLP's gated nonlinearity (Finzi, Welling, Wilson 2021) for a :class:`~equiv.groups.Rep`.
-
-    Input: ``rep.dim + rep.num_gates`` features (the features, then one gate scalar per non-scalar
-    copy). Scalars pass through ``SiLU``; each non-scalar copy :math:`v` becomes
-    :math:`\\sigma(g)\\, v` with its gate :math:`g`. Equivariant for every subgroup of O(3) (the gates
-    are invariant).
-
-    Shapes: ``(..., rep.dim + rep.num_gates) -> (..., rep.dim)``.
-    """
-
-    def __init__(self, rep):
-        super().__init__()
-        self.rep = as_rep(rep)
-        scalar = torch.zeros(self.rep.dim, dtype=torch.bool)
-        gate = torch.zeros(self.rep.dim, dtype=torch.long)
-        g = 0
-        for sl, (m, b) in zip(self.rep.slices(), self.rep.blocks):
-            if b.is_scalar:
-                scalar[sl] = True
-            else:
-                gate[sl] = torch.arange(g, g + m).repeat_interleave(b.dim)
-                g += m
-        self.register_buffer("scalar_mask", scalar, persistent=False)
-        self.register_buffer("gate_index", gate, persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = self.rep.dim
-        if x.shape[-1] != n + self.rep.num_gates:
-            raise ValueError(f"GatedNonlinearity({self.rep}): input has {x.shape[-1]} features, expected {n + self.rep.num_gates}")
-        feats, gates = x[..., :n], x[..., n:]
-        gated = feats * torch.sigmoid(gates[..., self.gate_index]) if gates.shape[-1] else feats
-        return torch.where(self.scalar_mask, nn.functional.silu(feats), gated)
-
-
-class GatedMLP(nn.Module):
-    """An MLP whose layers have group representations: Linear -> gated nonlinearity -> ... -> Linear.
-
-    The building block of soft-equivariant models: every linear layer maps between given
-    representations, so :class:`SoftEquivariance` can regularise it towards any subgroup of O(3), and
-    :func:`make_equivariant_` can constrain it exactly. ``layer_reps`` lists the
-    ``(linear, rep_in, rep_out)`` triples.
-
-    Parameters
-    ----------
-    rep_in, rep_hidden, rep_out : Rep or irreps
-    num_hidden : int
-        number of hidden layers (``num_hidden + 1`` linear layers).
-    equivariant_to : Group, name or None
-        constrain every layer to be exactly equivariant to this group (the hard baseline).
-
-    Shapes: ``(..., rep_in.dim) -> (..., rep_out.dim)``.
-    """
-
-    def __init__(self, rep_in, rep_hidden, rep_out, num_hidden: int = 2, equivariant_to=None):
-        super().__init__()
-        if not isinstance(num_hidden, int) or num_hidden < 0:
-            raise ValueError(f"num_hidden={num_hidden!r}: expected an integer >= 0")
-        self.rep_in, self.rep_hidden, self.rep_out = as_rep(rep_in), as_rep(rep_hidden), as_rep(rep_out)
-        gated = self.rep_hidden + Rep([(self.rep_hidden.num_gates, TensorRep(0))])
-        layers, reps, r = [], [], self.rep_in
-        for _ in range(num_hidden):
-            lin = nn.Linear(r.dim, gated.dim)
-            layers += [lin, GatedNonlinearity(self.rep_hidden)]
-            reps.append((lin, r, gated))
-            r = self.rep_hidden
-        lin = nn.Linear(r.dim, self.rep_out.dim)
-        layers.append(lin)
-        reps.append((lin, r, self.rep_out))
-        self.net = nn.Sequential(*layers)
-        self.layer_reps = reps
-        if equivariant_to is not None:
-            for lin, rin, rout in reps:
-                make_equivariant_(lin, rin, rout, equivariant_to)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
