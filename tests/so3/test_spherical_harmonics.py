@@ -93,14 +93,14 @@ def test_high_degree_float32_and_float64_agree():
 
 
 def test_gradcheck():
-    x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: spherical_harmonics([0, 1, 4, 7], v), (x,))  # recursion
     assert torch.autograd.gradcheck(lambda v: spherical_harmonics([0, 3, 1, 4], v), (x,))  # expansion
     assert torch.autograd.gradcheck(lambda v: spherical_harmonics(5, v, normalize=False, normalization="component"), (x,))
-    # smooth at the poles (the polar axis is y): no angles, no division
+    # smooth at the poles (the polar axis is y): no angles, no division; second derivatives too
     pole = torch.tensor([[0.0, 1.0, 0.0], [0.0, -2.0, 0.0]], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda v: spherical_harmonics(3, v), (pole,))
-    assert torch.autograd.gradgradcheck(lambda v: spherical_harmonics(6, v), (pole,))
+    assert torch.autograd.gradgradcheck(lambda v: spherical_harmonics(6, v), (pole,), fast_mode=True)
 
 
 def test_gradient_matches_e3nn():
