@@ -5,6 +5,15 @@ from equiv.models.egnn import EGNN, EGNNLayer
 from equiv.symmetry import assert_equivariant
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids oversubscribing the shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def nbody_inputs(batch=None, dtype=torch.float64, seed=0):
     g = torch.Generator().manual_seed(seed)
     shape = (5, 3) if batch is None else (batch, 5, 3)

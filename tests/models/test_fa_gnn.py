@@ -4,6 +4,15 @@ import torch
 from equiv.models.fa_gnn import FrameAveragedGNN, PlainGNN
 from equiv.symmetry import assert_equivariant, equivariance_error
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids oversubscribing the shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 KINDS = (["cartesian_points", "cartesian_vectors", None], ["cartesian_points"])
 PERM = dict(permutations=True, node_inputs=(0, 1, 2), node_outputs=(0,))
 

@@ -5,6 +5,15 @@ from equiv.models.ponita import Ponita
 from equiv.nn._ponita import PolynomialFeatures, repulsion_grid
 from equiv.symmetry import assert_equivariant, equivariance_error
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids oversubscribing the shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 KINDS = ["cartesian_points", "cartesian_vectors", None]
 SMALL = dict(hidden=12, num_layers=2, num_ori=8, basis_dim=12)
 

@@ -15,6 +15,7 @@ def _cache(tmp_path_factory, monkeypatch):
     # a private data cache shared by the tests of this module
     monkeypatch.setenv("EQUIV_CACHE", str(tmp_path_factory.getbasetemp() / "nbody-cache"))
     threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 
