@@ -9,6 +9,9 @@ from equiv.models._potential_registry import (
 )
 from equiv.models._toy_potential import ToyPotential
 
+# --- MACE (owner: MACE engineer) ---
+from equiv.models.mace import MACE
+
 # --- N-body models (owner: N-body engineer) ---
 from equiv.models.egnn import EGNN, EGNNLayer
 from equiv.models.fa_gnn import FrameAveragedGNN, GNNLayer, PlainGNN
@@ -18,6 +21,8 @@ from equiv.models.ponita import Ponita
 __all__ = [
     # interatomic potentials
     "available_potentials", "get_potential_class", "potential_name", "register_potential", "ToyPotential",
+    # MACE
+    "MACE",
     # N-body
     "EGNN", "EGNNLayer", "FrameAveragedGNN", "GNNLayer", "PlainGNN", "NBodyMLP", "Ponita",
 ]

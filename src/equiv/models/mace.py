@@ -1,0 +1,402 @@
+r"""MACE: higher-order equivariant message passing for interatomic potentials.
+
+Batatia, Kovács, Simm, Ortner & Csányi, *MACE: Higher Order Equivariant Message Passing Neural
+Networks for Fast and Accurate Force Fields*, NeurIPS 2022 (arXiv:2206.07697). This is the same
+architecture as mace-torch's ``ScaleShiftMACE`` with its default residual interaction blocks (the
+layer sizes, normalisations and initialisations follow mace-torch 0.3.16 / e3nn 0.4.4), built from
+equiv's own parts.
+
+For atoms :math:`i` with species :math:`z_i` and neighbours :math:`j \in \mathcal N(i)` within
+:math:`r_c` (edge vector :math:`\mathbf r_{ij} = \mathbf r_j - \mathbf r_i` from sender :math:`j`
+to receiver :math:`i` in equiv's ``edge_index`` convention), layer :math:`t = 1, \dots, T`:
+
+.. math::
+
+    h^{(0)}_{i} &= W_{\text{emb}}\, \mathrm{onehot}(z_i) \quad (C \times 0e)\\
+    A^{(t)}_{i, c, l_3} &= \frac{1}{\bar n} W^{(t)}_{\text{lin}} \sum_{j}
+        \sum_{l_1 l_2} R^{(t)}_{c, (l_1 l_2 l_3)}(r_{ij})\,
+        \bigl(\tilde h^{(t-1)}_{j, c, l_1} \otimes Y^{l_2}(\hat{\mathbf r}_{ij})\bigr)_{l_3},
+        \qquad \tilde h = W^{(t)}_{\text{up}} h^{(t-1)} \\
+    B^{(t)}_{i} &= \mathrm{SymmetricContraction}_{z_i}\bigl(A^{(t)}_i\bigr)
+        \quad (\text{correlation } \nu \le 3) \\
+    h^{(t)}_{i} &= W^{(t)}_{\text{prod}} B^{(t)}_i + W^{(t)}_{\text{skip}, z_i}\, h^{(t-1)}_i \\
+    E &= \sum_i \Bigl( E_0(z_i) + \text{shift} + \text{scale}
+        \sum_t \mathcal R^{(t)}\bigl(h^{(t)}_i\bigr) \Bigr),
+
+with :math:`R^{(t)} = \mathrm{MLP}(b(r)\,u(r))` (8 Bessel functions times the :math:`p=5` polynomial
+envelope, :mod:`equiv.nn.radial`; MLP 8→64→64→64→paths·C, SiLU), :math:`Y` the spherical harmonics
+up to ``max_ell`` (component normalisation), :math:`\bar n` the mean number of neighbours,
+:math:`\mathcal R^{(t)}` linear for :math:`t < T` and a one-hidden-layer MLP (16 SiLU units) for the
+last layer, whose features are scalars only. Forces :math:`-\partial E/\partial \mathbf r_i` and
+stress come from autograd (:func:`equiv.train.forces.predict_properties`).
+
+Tensor product. ``tp="cg"`` is MACE's: every path :math:`(l_1, l_2) \to l_3` has its own learned
+radial weight per channel and its own output block (Clebsch–Gordan coupling,
+:func:`equiv.so3.clebsch_gordan`). ``tp="gaunt"`` is the Gaunt tensor product of Luo, Chen &
+Zhang (*Enabling Efficient Equivariant Operations in the Fourier Basis via Gaunt Tensor Products*,
+ICLR 2024): the edge is the weighted spherical function
+:math:`\sum_{l_2} R_{c,l_2}(r)\, Y^{l_2}` and it multiplies the node's spherical function pointwise,
+i.e. all paths into :math:`l_3` are summed with the Gaunt coefficients
+:math:`\int Y^{l_1} Y^{l_2} Y^{l_3}` (:func:`equiv.so3.gaunt`) and one radial weight per
+:math:`(c, l_2)` — fewer weights and a smaller linear layer, the same symmetry.
+
+The model follows the potential protocol of :mod:`equiv.models._potential_registry` and is
+registered as ``"mace"``.
+
+>>> import torch
+>>> from equiv.data import AtomicData, collate
+>>> model = MACE(species=[1, 8], cutoff=3.0, hidden_irreps="8x0e + 8x1o", max_ell=2, radial_mlp=[16])
+>>> d = AtomicData(positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]], atomic_numbers=[8, 1, 1])
+>>> model(collate([d.with_graph(3.0)]).to(dtype=torch.float32))["energy"].shape
+torch.Size([1])
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from equiv.models._potential_registry import register_potential
+from equiv.nn.radial import RadialEmbedding
+from equiv.nn.symmetric_contraction import SymmetricContraction
+from equiv.so3 import Irrep, Irreps, clebsch_gordan, gaunt, spherical_harmonics
+
+__all__ = ["MACE"]
+
+
+def _silu_second_moment_norm() -> float:
+    """1 / sqrt(E[silu(z)^2]), z ~ N(0, 1) (e3nn's normalize2mom), by Gauss–Hermite quadrature."""
+    z, w = np.polynomial.hermite_e.hermegauss(80)
+    silu = z / (1 + np.exp(-z))
+    return float(1 / np.sqrt(np.sum(w * silu**2) / np.sqrt(2 * np.pi)))
+
+
+_SILU_NORM = _silu_second_moment_norm()
+
+
+def _nsilu(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.silu(x) * _SILU_NORM
+
+
+class _RadialMLP(nn.Module):
+    """e3nn FullyConnectedNet: bias-free layers x @ W / sqrt(fan_in), W ~ N(0, 1), normalised SiLU."""
+
+    def __init__(self, dims: list[int]):
+        super().__init__()
+        self.weights = nn.ParameterList([nn.Parameter(torch.randn(a, b)) for a, b in zip(dims[:-1], dims[1:])])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for k, w in enumerate(self.weights):
+            x = x @ (w / math.sqrt(w.shape[0]))
+            if k < len(self.weights) - 1:
+                x = _nsilu(x)
+        return x
+
+
+class _IrrepsLinear(nn.Module):
+    """Equivariant linear map between mul_ir features (e3nn ``o3.Linear`` semantics, no biases).
+
+    Each output block ``(mul_out, ir)`` is ``sum_inputs x_in @ W / sqrt(sum mul_in)`` over the input
+    blocks with the same irrep, ``W ~ N(0, 1)``. With ``num_species`` the weights also depend on the
+    node's species (e3nn ``FullyConnectedTensorProduct(x, onehot(z))``: normalised by
+    ``sqrt(num_species * sum mul_in)``).
+
+    Temporary, private: to be replaced by ``equiv.nn.Linear`` when it lands.
+    """
+
+    def __init__(self, irreps_in, irreps_out, num_species: int = 0):
+        super().__init__()
+        self.irreps_in, self.irreps_out = Irreps(irreps_in), Irreps(irreps_out)
+        self.num_species = num_species
+        in_slices = self.irreps_in.slices()
+        self._plan = []  # (out slice, ir dim, mul_out, [(in slice, mul_in, weight index)], norm)
+        self.weights = nn.ParameterList()
+        out_slices = self.irreps_out.slices()
+        for (mul_out, ir), so in zip(self.irreps_out, out_slices):
+            ins = [(si, mul_in) for (mul_in, ir_in), si in zip(self.irreps_in, in_slices) if ir_in == ir and mul_in > 0]
+            fan_in = sum(m for _, m in ins) * max(num_species, 1)
+            items = []
+            for si, mul_in in ins:
+                shape = (num_species, mul_in, mul_out) if num_species else (mul_in, mul_out)
+                self.weights.append(nn.Parameter(torch.randn(shape)))
+                items.append((si, mul_in, len(self.weights) - 1))
+            self._plan.append((so, ir.dim, mul_out, items, 1.0 / math.sqrt(fan_in) if fan_in else 0.0))
+
+    def forward(self, x: torch.Tensor, species: torch.Tensor | None = None) -> torch.Tensor:
+        n = x.shape[0]
+        outs = []
+        for so, d, mul_out, items, norm in self._plan:
+            y = None
+            for si, mul_in, k in items:
+                xb = x[:, si].reshape(n, mul_in, d)
+                w = self.weights[k]
+                if self.num_species:
+                    # all species at once, then each node's own: (n, S*mul_out, d) -> (n, mul_out, d)
+                    t = torch.einsum("nud,suv->nsvd", xb, w)
+                    t = t.gather(1, species.view(n, 1, 1, 1).expand(n, 1, mul_out, d)).squeeze(1)
+                else:
+                    t = torch.einsum("nud,uv->nvd", xb, w)
+                y = t if y is None else y + t
+            if y is None:
+                y = x.new_zeros(n, mul_out, d)
+            outs.append((y * norm).reshape(n, mul_out * d))
+        return torch.cat(outs, -1) if outs else x.new_zeros(n, 0)
+
+
+def _interaction_paths(irreps_node: Irreps, max_ell: int, targets: list[Irrep], tp: str):
+    """Paths (i_in, l_sh, ir_out, coefficient (d1, d2, d3) float64, weight column, output slot)."""
+    paths = []
+    if tp == "cg":
+        for i, (_, ir1) in enumerate(irreps_node):
+            for l2 in range(max_ell + 1):
+                ir2 = Irrep(l2, (-1) ** l2)
+                for ir3 in ir1 * ir2:
+                    if ir3 in targets:
+                        # e3nn "component" irrep normalisation, one path per output block: sqrt(2 l3 + 1) C
+                        c = math.sqrt(ir3.dim) * clebsch_gordan(ir1.l, l2, ir3.l, dtype=torch.float64).numpy()
+                        paths.append((i, l2, ir3, c, len(paths), len(paths)))
+        return paths, [p[2] for p in paths]
+    # gaunt: all (l1, l2) -> l3 summed into one block per l3, one weight per l2
+    outs = [ir for ir in targets]
+    for k, ir3 in enumerate(outs):
+        group = []
+        for i, (_, ir1) in enumerate(irreps_node):
+            for l2 in range(max_ell + 1):
+                ir2 = Irrep(l2, (-1) ** l2)
+                if ir3 in list(ir1 * ir2) and (ir1.l + l2 + ir3.l) % 2 == 0:
+                    group.append((i, l2, ir3, gaunt(ir1.l, l2, ir3.l, dtype=torch.float64).numpy(), l2, k))
+        # one constant per output degree (keeps the pointwise-product structure): component normalisation
+        norm2 = sum(float(np.sum(g[3] ** 2)) for g in group)
+        for i, l2, ir3_, g, w_idx, slot in group:
+            paths.append((i, l2, ir3_, g * math.sqrt(ir3.dim / norm2), w_idx, slot))
+    return paths, outs
+
+
+class _ChannelwiseConv(nn.Module):
+    """Gather -> channelwise tensor product with per-edge weights -> scatter-sum over receivers.
+
+    Temporary, unfused reference: to be replaced by the fused message passing of ``equiv.tp``.
+    """
+
+    def __init__(self, irreps_node: Irreps, max_ell: int, targets: list[Irrep], tp: str):
+        super().__init__()
+        self.irreps_node = irreps_node
+        self.channels = irreps_node[0].mul
+        paths, slots = _interaction_paths(irreps_node, max_ell, targets, tp)
+        self.irreps_mid = Irreps([(self.channels, ir) for ir in slots])
+        self.num_weights = 1 + max(p[4] for p in paths)
+        self._paths = [(i, l2, ir3.dim, w_idx, slot) for i, l2, ir3, _, w_idx, slot in paths]
+        self._coeff = [p[3] for p in paths]
+        self._cache: dict = {}
+        self._in_slices = irreps_node.slices()
+        self._mid_dims = [ir.dim for ir in slots]
+
+    def _coefficients(self, dtype, device):
+        key = (dtype, device)
+        if key not in self._cache:
+            self._cache[key] = [torch.as_tensor(c, dtype=dtype, device=device) for c in self._coeff]
+        return self._cache[key]
+
+    def forward(self, x, sh, w, sender, receiver, n_nodes):
+        e, c = sh.shape[0], self.channels
+        xe = x.index_select(0, sender)
+        w = w.view(e, self.num_weights, c)
+        coeff = self._coefficients(x.dtype, x.device)
+        slots: list = [None] * len(self._mid_dims)
+        for (i, l2, d3, w_idx, slot), cf in zip(self._paths, coeff):
+            d1 = cf.shape[0]
+            xb = xe[:, self._in_slices[i]].view(e, c, d1)
+            yb = sh[:, l2 * l2 : (l2 + 1) ** 2]
+            m = torch.einsum("eci,ej,ijk->eck", xb, yb, cf) * w[:, w_idx, :, None]
+            slots[slot] = m if slots[slot] is None else slots[slot] + m
+        msg = torch.cat([s.reshape(e, c * d) for s, d in zip(slots, self._mid_dims)], -1)
+        return msg.new_zeros(n_nodes, msg.shape[1]).index_add(0, receiver, msg)
+
+
+def _check_species(species) -> list[int]:
+    try:
+        out = [int(z) for z in species]
+    except TypeError:
+        raise TypeError(f"species must be a sequence of atomic numbers, got {species!r}") from None
+    if not out or sorted(set(out)) != out or out[0] < 1 or out[-1] > 118:
+        raise ValueError(f"species must be sorted, unique atomic numbers in 1..118, got {species!r}")
+    return out
+
+
+@register_potential("mace")
+class MACE(nn.Module):
+    r"""MACE interatomic potential (Batatia et al., NeurIPS 2022), mace-torch's ``ScaleShiftMACE``.
+
+    See the module docstring for the equations.
+
+    Parameters
+    ----------
+    species : list of int
+        Sorted atomic numbers the model knows.
+    cutoff : float
+        :math:`r_c` in Å (default 5.0).
+    atomic_energies : list of float, optional
+        :math:`E_0(z)` in eV per species (default zeros).
+    avg_num_neighbors : float
+        :math:`\bar n`, messages are divided by it (default 1).
+    scale, shift : float
+        Per-atom interaction energy scale (eV; the workflow passes the RMS force component) and
+        shift (eV; mean per-atom energy after :math:`E_0`).
+    hidden_irreps : str
+        Node features between layers (default ``"64x0e + 64x1o"``); one multiplicity :math:`C` for
+        all irreps; must contain scalars.
+    max_ell : int
+        Highest degree of the edge spherical harmonics (default 3). The interaction features
+        :math:`A` have irreps :math:`C \times (0e + 1o + \dots)` up to ``max_ell``.
+    correlation : int
+        Body order of the symmetric contraction minus one (default 3).
+    num_interactions : int
+        Layers :math:`T` (default 2).
+    num_bessel : int
+        Bessel functions (default 8).
+    num_polynomial_cutoff : int
+        Envelope order :math:`p` (default 5).
+    radial_mlp : list of int
+        Hidden widths of the radial MLP (default ``[64, 64, 64]``).
+    readout_hidden : int
+        Hidden SiLU units of the last read-out (default 16).
+    tp : {"cg", "gaunt"}
+        Tensor-product algorithm of the interaction (default ``"cg"``).
+
+    Shapes
+    ------
+    ``forward(batch)`` -> ``{"energy": (n_graphs,), "node_energy": (n_atoms,)}`` (eV).
+
+    Examples
+    --------
+    >>> model = MACE(species=[1, 6, 8], cutoff=5.0)
+    >>> sum(p.numel() for p in model.parameters()) > 0
+    True
+    >>> model.hparams["tp"]
+    'cg'
+    """
+
+    def __init__(self, species, cutoff: float = 5.0, atomic_energies=None, avg_num_neighbors: float = 1.0,
+                 scale: float = 1.0, shift: float = 0.0, hidden_irreps: str = "64x0e + 64x1o", max_ell: int = 3,
+                 correlation: int = 3, num_interactions: int = 2, num_bessel: int = 8,
+                 num_polynomial_cutoff: int = 5, radial_mlp=(64, 64, 64), readout_hidden: int = 16,
+                 tp: str = "cg"):
+        super().__init__()
+        species = _check_species(species)
+        if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not cutoff > 0:
+            raise ValueError(f"cutoff must be a positive number in Å, got {cutoff!r}")
+        atomic_energies = [0.0] * len(species) if atomic_energies is None else [float(e) for e in atomic_energies]
+        if len(atomic_energies) != len(species):
+            raise ValueError(f"atomic_energies must have one value per species ({len(species)}), "
+                             f"got {len(atomic_energies)}")
+        if tp not in ("cg", "gaunt"):
+            raise ValueError(f"tp must be 'cg' or 'gaunt', got {tp!r}")
+        try:
+            hidden = Irreps(hidden_irreps)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"hidden_irreps: cannot parse {hidden_irreps!r} ({exc})") from None
+        muls = {mul for mul, _ in hidden}
+        if len(muls) != 1 or hidden.count("0e") == 0 or len(set(ir for _, ir in hidden)) != len(hidden):
+            raise ValueError(f"hidden_irreps must list distinct irreps with one multiplicity and include 0e, "
+                             f"got {hidden_irreps!r}")
+        for name, v, lo in (("max_ell", max_ell, 0), ("correlation", correlation, 1),
+                            ("num_interactions", num_interactions, 1), ("num_bessel", num_bessel, 1),
+                            ("num_polynomial_cutoff", num_polynomial_cutoff, 1), ("readout_hidden", readout_hidden, 1)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+        radial_mlp = [int(h) for h in radial_mlp]
+        if any(h < 1 for h in radial_mlp):
+            raise ValueError(f"radial_mlp must be positive widths, got {radial_mlp!r}")
+        hidden = Irreps([(m, ir) for m, ir in hidden])  # keep the user's order
+        c = muls.pop()
+        self.species, self.cutoff = species, float(cutoff)
+        self.hparams = dict(species=species, cutoff=float(cutoff), atomic_energies=atomic_energies,
+                            avg_num_neighbors=float(avg_num_neighbors), scale=float(scale), shift=float(shift),
+                            hidden_irreps=str(hidden), max_ell=max_ell, correlation=correlation,
+                            num_interactions=num_interactions, num_bessel=num_bessel,
+                            num_polynomial_cutoff=num_polynomial_cutoff, radial_mlp=radial_mlp,
+                            readout_hidden=readout_hidden, tp=tp)
+        self.avg_num_neighbors, self.scale, self.shift = float(avg_num_neighbors), float(scale), float(shift)
+        self.max_ell, self.channels, self.tp = max_ell, c, tp
+        n_species = len(species)
+        lookup = torch.full((119,), -1, dtype=torch.long)
+        lookup[torch.tensor(species)] = torch.arange(n_species)
+        self.register_buffer("z_to_index", lookup, persistent=False)
+        self.register_buffer("atomic_energies", torch.tensor(atomic_energies, dtype=torch.get_default_dtype()))
+
+        self.embedding = nn.Parameter(torch.randn(n_species, c))  # e3nn Linear(onehot -> C x 0e)
+        self.radial = RadialEmbedding(cutoff, num_bessel, num_polynomial_cutoff)
+        targets = [Irrep(l, (-1) ** l) for l in range(max_ell + 1)]
+        irreps_a = Irreps([(c, ir) for ir in targets])
+        scalars = Irreps([(c, Irrep("0e"))])
+        self.irreps_a = irreps_a
+        self.ups, self.convs, self.radial_mlps, self.linears = (nn.ModuleList() for _ in range(4))
+        self.skips, self.products, self.product_linears = (nn.ModuleList() for _ in range(3))
+        self.readouts = nn.ModuleList()
+        irreps_h = scalars
+        for t in range(num_interactions):
+            last = t == num_interactions - 1
+            irreps_out = scalars if (last and num_interactions > 1) else hidden
+            if num_interactions == 1:
+                irreps_out = scalars
+            self.skips.append(_IrrepsLinear(irreps_h, irreps_out, num_species=n_species))
+            self.ups.append(_IrrepsLinear(irreps_h, irreps_h))
+            conv = _ChannelwiseConv(irreps_h, max_ell, targets, tp)
+            self.convs.append(conv)
+            self.radial_mlps.append(_RadialMLP([num_bessel] + radial_mlp + [conv.num_weights * c]))
+            self.linears.append(_IrrepsLinear(conv.irreps_mid, irreps_a))
+            self.products.append(SymmetricContraction(irreps_a, irreps_out, correlation, n_species))
+            self.product_linears.append(_IrrepsLinear(irreps_out, irreps_out))
+            if last:
+                self.readouts.append(nn.ModuleList([_IrrepsLinear(irreps_out, f"{readout_hidden}x0e"),
+                                                    _IrrepsLinear(f"{readout_hidden}x0e", "1x0e")]))
+            else:
+                self.readouts.append(nn.ModuleList([_IrrepsLinear(irreps_out, "1x0e")]))
+            irreps_h = irreps_out
+
+    def species_index(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        """Map atomic numbers to 0..n_species-1; unknown elements raise ``ValueError``."""
+        if atomic_numbers.numel() and (atomic_numbers.min() < 1 or atomic_numbers.max() > 118):
+            raise ValueError(f"atomic_numbers must be in 1..118, got range "
+                             f"{int(atomic_numbers.min())}..{int(atomic_numbers.max())}")
+        idx = self.z_to_index[atomic_numbers]
+        if (idx < 0).any():
+            bad = sorted(set(atomic_numbers[idx < 0].tolist()))
+            raise ValueError(f"atomic_numbers: unknown element(s) {bad}; this model knows species {self.species}")
+        return idx
+
+    def forward(self, batch) -> dict[str, torch.Tensor]:
+        species = self.species_index(batch.atomic_numbers)
+        sender, receiver = batch.edge_index[0], batch.edge_index[1]
+        vec = batch.positions[receiver] - batch.positions[sender] + batch.shifts
+        n = batch.positions.shape[0]
+        sh = spherical_harmonics(list(range(self.max_ell + 1)), vec, normalize=True, normalization="component")
+        edge_feats = self.radial(vec.norm(dim=-1))
+        dtype = batch.positions.dtype
+        h = self.embedding.to(dtype)[species] / math.sqrt(len(self.species))
+        node_energy = self.atomic_energies.to(dtype)[species]
+        inter = torch.zeros_like(node_energy)
+        for t in range(len(self.convs)):
+            sc = self.skips[t](h, species)
+            w = self.radial_mlps[t](edge_feats)
+            msg = self.convs[t](self.ups[t](h), sh, w, sender, receiver, n)
+            a = self.linears[t](msg) / self.avg_num_neighbors
+            h = self.product_linears[t](self.products[t](a, species)) + sc
+            readout = self.readouts[t]
+            if len(readout) == 1:
+                e = readout[0](h)
+            else:
+                e = readout[1](_nsilu(readout[0](h)))
+            inter = inter + e.squeeze(-1)
+        node_energy = node_energy + self.shift + self.scale * inter
+        energy = node_energy.new_zeros(batch.num_graphs).index_add(0, batch.batch, node_energy)
+        return {"energy": energy, "node_energy": node_energy}
+
+    def extra_repr(self) -> str:
+        h = self.hparams
+        return (f"species={h['species']}, cutoff={h['cutoff']}, hidden_irreps={h['hidden_irreps']}, "
+                f"max_ell={h['max_ell']}, correlation={h['correlation']}, "
+                f"num_interactions={h['num_interactions']}, tp={h['tp']!r}")

@@ -1,0 +1,172 @@
+"""equiv.models.MACE: symmetry (rotation, reflection, translation, permutation), forces = -grad E,
+smooth cut-off, protocol (registry, save/load), both tensor-product algorithms, float32/float64."""
+
+import math
+
+import pytest
+import torch
+
+from equiv.data import AtomicData, Batch, collate
+from equiv.models import get_potential_class
+from equiv.models.mace import MACE
+from equiv.symmetry import assert_equivariant
+from equiv.train.forces import predict_properties
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: intra-op threads only add synchronisation (seconds per call on a loaded CPU)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+SMALL = dict(hidden_irreps="4x0e + 4x1o", max_ell=2, correlation=3, radial_mlp=[8], readout_hidden=4)
+
+
+def _model(tp="cg", dtype=torch.float64, **kw):
+    torch.manual_seed(0)
+    m = MACE(species=[1, 6, 8], cutoff=3.0, atomic_energies=[-13.6, -1029.0, -2041.0], avg_num_neighbors=4.0,
+             scale=0.7, shift=0.1, tp=tp, **{**SMALL, **kw})
+    return m.to(dtype)
+
+
+def _molecule(n=7, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.randn(n, 3, generator=g, dtype=dtype) * 1.1
+    z = torch.tensor([6, 8, 1, 1, 6, 1, 8, 1, 6][:n])
+    return pos, z
+
+
+def _batch(pos, z, edge_index):
+    n, e = pos.shape[0], edge_index.shape[1]
+    return Batch(positions=pos, atomic_numbers=z, batch=torch.zeros(n, dtype=torch.long),
+                 ptr=torch.tensor([0, n]), edge_index=edge_index, unit_shifts=torch.zeros(e, 3, dtype=torch.long),
+                 shifts=torch.zeros(e, 3, dtype=pos.dtype), cell=torch.zeros(1, 3, 3, dtype=pos.dtype),
+                 pbc=torch.zeros(1, 3, dtype=torch.bool))
+
+
+def _full_graph(n):
+    i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    keep = i != j
+    return torch.stack([i[keep], j[keep]])
+
+
+@pytest.mark.parametrize("tp", ["cg", "gaunt"])
+def test_energy_invariant_forces_equivariant(tp):
+    model = _model(tp)
+    pos, z = _molecule()
+    edge_index = _full_graph(len(z))  # fixed graph: the cut-off envelope handles distances > r_c
+
+    def fn(pos, z, edge_index):
+        out = predict_properties(model, _batch(pos, z, edge_index))
+        return out["energy"][:, None], out["forces"]
+
+    rep = assert_equivariant(fn, (pos, z, edge_index), ["cartesian_points", None, None], ["0e", "cartesian_vectors"],
+                             permutations=True, node_inputs=(0, 1), index_inputs=(2,), node_outputs=(1,))
+    assert rep.max_error < 1e-9
+    # ... and the energy really depends on the geometry (the test could fail)
+    e0 = fn(pos, z, edge_index)[0]
+    e1 = fn(pos * 1.05, z, edge_index)[0]
+    assert (e0 - e1).abs().item() > 1e-6
+
+
+def test_forces_are_minus_gradient_finite_differences():
+    model = _model()
+    pos, z = _molecule(5, seed=3)
+    edge_index = _full_graph(5)
+    forces = predict_properties(model, _batch(pos, z, edge_index))["forces"]
+    h = 1e-5
+    for atom, k in [(0, 0), (2, 1), (4, 2)]:
+        dp = torch.zeros_like(pos)
+        dp[atom, k] = h
+        with torch.no_grad():
+            ep = model(_batch(pos + dp, z, edge_index))["energy"].item()
+            em = model(_batch(pos - dp, z, edge_index))["energy"].item()
+        assert abs(-(ep - em) / (2 * h) - forces[atom, k].item()) < 1e-7
+
+
+def test_energy_is_smooth_at_the_cutoff():
+    # a neighbour just inside r_c contributes (to energy and forces) as if it were absent: the
+    # envelope and the Bessel functions vanish there, so nothing jumps when it crosses r_c
+    model = _model()
+    delta = 1e-4
+    d = AtomicData(positions=[[0, 0, 0], [1.2, 0, 0], [3.0 - delta, 0.0, 0.0]], atomic_numbers=[6, 8, 1])
+    with_edge = predict_properties(model, collate([d.with_graph(3.0)]))
+    without = predict_properties(model, collate([d.with_graph(3.0 - 2 * delta)]))
+    assert collate([d.with_graph(3.0)]).edge_index.shape[1] == without["forces"].shape[0] * 2  # 6 vs 4 edges
+    assert abs(with_edge["energy"] - without["energy"]).item() < 1e-10
+    assert (with_edge["forces"] - without["forces"]).abs().max().item() < 1e-8
+    # but the neighbour matters well inside the cut-off
+    d2 = AtomicData(positions=[[0, 0, 0], [1.2, 0, 0], [2.5, 0.0, 0.0]], atomic_numbers=[6, 8, 1])
+    a = predict_properties(model, collate([d2.with_graph(3.0)]))["energy"]
+    b = predict_properties(model, collate([d2.with_graph(2.4)]))["energy"]
+    assert abs(a - b).item() > 1e-6
+
+
+def test_gaunt_and_cg_are_different_models_with_fewer_weights_for_gaunt():
+    cg, ga = _model("cg"), _model("gaunt")
+    n_cg = sum(p.numel() for p in cg.parameters())
+    n_ga = sum(p.numel() for p in ga.parameters())
+    assert n_ga < n_cg
+    pos, z = _molecule()
+    b = _batch(pos, z, _full_graph(len(z)))
+    assert (cg(b)["energy"] - ga(b)["energy"]).abs().item() > 1e-6
+
+
+def test_float32_and_batching(dtype):
+    model = _model(dtype=dtype)
+    data = []
+    for seed in range(3):
+        pos, z = _molecule(6, seed=seed)
+        data.append(AtomicData(positions=pos, atomic_numbers=z).with_graph(3.0))
+    batch = collate(data).to(dtype=dtype)
+    out = predict_properties(model, batch)
+    assert out["energy"].dtype == dtype and out["energy"].shape == (3,) and out["forces"].shape == (18, 3)
+    single = torch.cat([predict_properties(model, collate([d]).to(dtype=dtype))["energy"] for d in data])
+    tol = 1e-10 if dtype == torch.float64 else 1e-3
+    torch.testing.assert_close(out["energy"], single, atol=tol, rtol=0)
+    # E0 + shift per atom when the interaction vanishes: isolated atoms (no edges)
+    iso = collate([AtomicData(positions=[[0, 0, 0.0]], atomic_numbers=[8]).with_graph(3.0)]).to(dtype=dtype)
+    e = model(iso)["energy"].item()
+    inter = e - (-2041.0 + 0.1)
+    assert math.isfinite(e) and abs(inter) < 10  # finite readout of the embedding only
+
+
+def test_registry_and_save_load_roundtrip(tmp_path):
+    from equiv.train.saved_model import load_potential, save_potential
+
+    assert get_potential_class("mace") is MACE
+    model = _model("gaunt")
+    path = tmp_path / "mace.pt"
+    save_potential(model, path)
+    loaded = load_potential(path)
+    assert type(loaded) is MACE and loaded.hparams == model.hparams
+    pos, z = _molecule()
+    b = _batch(pos, z, _full_graph(len(z)))
+    torch.testing.assert_close(loaded(b)["energy"], model(b)["energy"], atol=0, rtol=0)
+
+
+def test_errors():
+    model = _model()
+    pos, z = _molecule(3)
+    with pytest.raises(ValueError, match="unknown element"):
+        model(_batch(pos, torch.tensor([6, 7, 1]), _full_graph(3)))
+    for kwargs, match in [(dict(tp="fft"), "tp"), (dict(hidden_irreps="4x0e + 2x1o"), "hidden_irreps"),
+                          (dict(hidden_irreps="4x1o"), "hidden_irreps"), (dict(correlation=0), "correlation"),
+                          (dict(max_ell=-1), "max_ell"), (dict(radial_mlp=[0]), "radial_mlp")]:
+        with pytest.raises(ValueError, match=match):
+            MACE(species=[1, 6], **{**SMALL, **kwargs})
+    with pytest.raises(ValueError, match="species"):
+        MACE(species=[6, 1])
+    with pytest.raises(ValueError, match="atomic_energies"):
+        MACE(species=[1, 6], atomic_energies=[0.0])
+
+
+def test_docstring_examples():
+    import doctest
+
+    import equiv.models.mace as module
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
