@@ -81,7 +81,12 @@ def _threej(j1: int, j2: int, j3: int, m1: int, m2: int, m3: int) -> float:
 @functools.lru_cache(maxsize=None)
 def wigner_3j_complex(l1: int, l2: int, l3: int) -> np.ndarray:
     r"""Wigner 3j symbols :math:`(l_1\, l_2\, l_3;\ m_1\, m_2\, m_3)` as a float64 array
-    ``(2l1+1, 2l2+1, 2l3+1)`` indexed by :math:`m_i + l_i` (complex, Condon–Shortley basis)."""
+    ``(2l1+1, 2l2+1, 2l3+1)`` indexed by :math:`m_i + l_i` (complex, Condon–Shortley basis).
+
+    >>> w = wigner_3j_complex(1, 1, 0)  # (1 1 0; m -m 0) = (-1)^(1-m) / sqrt(3)
+    >>> [round(float(w[m + 1, 1 - m, 0]) * 3**0.5, 12) for m in (-1, 0, 1)]
+    [1.0, -1.0, 1.0]
+    """
     _check_triple("wigner_3j_complex", l1, l2, l3)
     out = np.zeros((2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1))
     for m1 in range(-l1, l1 + 1):

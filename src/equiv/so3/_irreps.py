@@ -492,9 +492,13 @@ class Irreps(tuple):
             D = cache[ir.l]
             if ir.p == -1:
                 D = D * d[..., None, None]
-            for _ in range(mul):
+            if mul == 1:
                 out[..., i : i + ir.dim, i : i + ir.dim] = D
-                i += ir.dim
+            elif mul > 1:  # mul copies on the diagonal: kron(I_mul, D)
+                eye = torch.eye(mul, dtype=D.dtype, device=D.device)
+                block = torch.einsum("uv,...ij->...uivj", eye, D).reshape(*batch, mul * ir.dim, mul * ir.dim)
+                out[..., i : i + mul * ir.dim, i : i + mul * ir.dim] = block
+            i += mul * ir.dim
         return out
 
     def D_from_angles(self, alpha, beta, gamma, k=None) -> torch.Tensor:

@@ -40,17 +40,29 @@ def _rot(angle: torch.Tensor, i: int, j: int) -> torch.Tensor:
 
 
 def matrix_x(angle: torch.Tensor) -> torch.Tensor:
-    r"""Rotation by ``angle`` about the :math:`x` axis, shape ``(..., 3, 3)``."""
+    r"""Rotation by ``angle`` about the :math:`x` axis (takes :math:`y` towards :math:`z`), shape ``(..., 3, 3)``.
+
+    >>> (matrix_x(torch.tensor(torch.pi / 2)) @ torch.tensor([0.0, 1.0, 0.0])).round()
+    tensor([0., -0., 1.])
+    """
     return _rot(angle, 1, 2)
 
 
 def matrix_y(angle: torch.Tensor) -> torch.Tensor:
-    r"""Rotation by ``angle`` about the :math:`y` axis (takes :math:`z` towards :math:`x`), shape ``(..., 3, 3)``."""
+    r"""Rotation by ``angle`` about the :math:`y` axis (takes :math:`z` towards :math:`x`), shape ``(..., 3, 3)``.
+
+    >>> matrix_y(torch.zeros(4)).shape
+    torch.Size([4, 3, 3])
+    """
     return _rot(angle, 2, 0)
 
 
 def matrix_z(angle: torch.Tensor) -> torch.Tensor:
-    r"""Rotation by ``angle`` about the :math:`z` axis, shape ``(..., 3, 3)``."""
+    r"""Rotation by ``angle`` about the :math:`z` axis (takes :math:`x` towards :math:`y`), shape ``(..., 3, 3)``.
+
+    >>> torch.allclose(matrix_z(torch.tensor(0.3)) @ matrix_z(torch.tensor(-0.3)), torch.eye(3))
+    True
+    """
     return _rot(angle, 0, 1)
 
 
@@ -84,6 +96,10 @@ def xyz_to_angles(xyz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     :math:`\beta = \operatorname{atan2}(\sqrt{x^2+z^2}, y) \in [0, \pi]`,
     :math:`\alpha = \operatorname{atan2}(x, z)`. (Uses atan2 rather than :math:`\arccos y`, which
     loses half the digits near the poles.)
+
+    >>> alpha, beta = xyz_to_angles(torch.tensor([0.0, 0.0, 2.0]))
+    >>> float(alpha), round(float(beta), 6)
+    (0.0, 1.570796)
     """
     beta = torch.atan2(torch.hypot(xyz[..., 0], xyz[..., 2]), xyz[..., 1])
     alpha = torch.atan2(xyz[..., 0], xyz[..., 2])
@@ -91,7 +107,11 @@ def xyz_to_angles(xyz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def angles_to_xyz(alpha, beta) -> torch.Tensor:
-    r"""The unit vector :math:`(\sin\beta\sin\alpha, \cos\beta, \sin\beta\cos\alpha)`, shape ``(..., 3)``."""
+    r"""The unit vector :math:`(\sin\beta\sin\alpha, \cos\beta, \sin\beta\cos\alpha)`, shape ``(..., 3)``.
+
+    >>> angles_to_xyz(torch.tensor(1.7), torch.tensor(0.0)).abs()  # beta = 0 is the y axis
+    tensor([0., 1., 0.])
+    """
     alpha, beta = torch.broadcast_tensors(torch.as_tensor(alpha), torch.as_tensor(beta))
     return torch.stack([beta.sin() * alpha.sin(), beta.cos(), beta.sin() * alpha.cos()], dim=-1)
 
@@ -123,7 +143,15 @@ def matrix_to_angles(R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
 
 
 def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    r"""Rotation matrix of a (not necessarily normalised) quaternion :math:`q = (w, x, y, z)`."""
+    r"""Rotation matrix of a (not necessarily normalised) quaternion :math:`q = (w, x, y, z)`.
+
+    :math:`R = I + 2w [v]_\times + 2 [v]_\times^2` for the unit quaternion :math:`(w, v)`.
+
+    >>> quaternion_to_matrix(torch.tensor([2.0, 0.0, 0.0, 0.0]))
+    tensor([[1., 0., 0.],
+            [0., 1., 0.],
+            [0., 0., 1.]])
+    """
     q = q / q.norm(dim=-1, keepdim=True)
     w, x, y, z = q.unbind(-1)
     return torch.stack(

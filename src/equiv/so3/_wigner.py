@@ -49,6 +49,10 @@ def change_basis_complex_to_real(l: int) -> np.ndarray:
     :math:`Y^m_l`: :math:`Y_{l,m>0} = (Y^{-m}_l + (-1)^m Y^m_l)/\sqrt2`,
     :math:`Y_{l,-m} = i (Y^{-m}_l - (-1)^m Y^{m}_l)/\sqrt2`, :math:`Y_{l,0} = Y^0_l`.
     This gives exactly e3nn's real basis and signs (checked against e3nn's spherical harmonics).
+
+    >>> U = change_basis_complex_to_real(2)
+    >>> bool(np.allclose(U @ U.conj().T, np.eye(5)))
+    True
     """
     U = np.zeros((2 * l + 1, 2 * l + 1), dtype=np.complex128)
     s = 1 / math.sqrt(2)
@@ -67,6 +71,12 @@ def so3_generators(l: int) -> np.ndarray:
     r"""Real generators ``G`` (float64, ``(3, 2l+1, 2l+1)``) in e3nn's axes: :math:`\frac{d}{dt} Y^l(R_a(t) x) = G_a Y^l(x)`.
 
     For :math:`l = 1` these are the usual :math:`\mathfrak{so}(3)` matrices, :math:`G_a x = \hat e_a \times x`.
+    They satisfy :math:`[G_x, G_y] = G_z` (and cyclic), and
+    :math:`D^l(R_a(t)) = \exp(t\, G_a)`.
+
+    >>> G = so3_generators(3)
+    >>> bool(np.allclose(G[0] @ G[1] - G[1] @ G[0], G[2]))
+    True
     """
     m = np.arange(-l, l + 1, dtype=np.float64)
     Jz = np.diag(m).astype(np.complex128)
