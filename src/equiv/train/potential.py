@@ -32,6 +32,7 @@ Python use::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -472,7 +473,7 @@ def _train(cfg: dict, info) -> dict:
                       "time_s": round(state["train_time_s"], 2), "train": reduced.compute()}
             if (epoch + 1) % cfg["eval_interval"] == 0 or epoch + 1 == cfg["epochs"]:
                 if valid_ds is not None:
-                    ctx = ema.average_parameters() if ema is not None else _nullcontext()
+                    ctx = ema.average_parameters() if ema is not None else contextlib.nullcontext()
                     with ctx:
                         vacc, _ = evaluate(model, valid_ds, cfg["valid_batch_size"], device, dtype, info.rank,
                                            info.world_size)
@@ -520,14 +521,6 @@ def _train(cfg: dict, info) -> dict:
             _test(cfg, tests, model_path, device, dtype, out_dir, report)
         barrier()
     return report
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _test(cfg, tests, model_path, device, dtype, out_dir, report):
