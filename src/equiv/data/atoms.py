@@ -61,7 +61,7 @@ def _float_tensor(x, name: str, shape: tuple, allow_none: bool = True) -> torch.
     return t
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AtomicData:
     """One structure: positions, elements, cell, labels and (optionally) its neighbour graph.
 

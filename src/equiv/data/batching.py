@@ -31,7 +31,7 @@ from equiv.data.atoms import AtomicData
 __all__ = ["Batch", "collate", "GraphSampler", "make_loader", "AtomsDataset"]
 
 
-@dataclass
+@dataclass(eq=False)
 class Batch:
     r"""A batch of structures as one disjoint graph.
 
