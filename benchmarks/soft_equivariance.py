@@ -84,8 +84,9 @@ def nbody_field_task(args, seed):
     vel = 0.5 * torch.randn(n, 5, 3, generator=gen, dtype=torch.float64)
     charges = torch.where(torch.rand(n, 5, generator=gen) < 0.5, -1.0, 1.0).to(torch.float64)
     field = torch.tensor([0.0, 0.0, args.field], dtype=torch.float64)
-    out = simulate_charged(loc, vel, charges, steps=args.nbody_steps, dt=1e-3, record_every=args.nbody_steps, external_field=field)
-    pos = out[0] if isinstance(out, (tuple, list)) else out
+    # one recorded frame, after nbody_steps leapfrog steps of dt = 1e-3
+    pos, _ = simulate_charged(loc.numpy(), vel.numpy(), charges.numpy(), steps=args.nbody_steps + 1, dt=1e-3,
+                              record_every=args.nbody_steps, external_field=field.numpy())
     x_end = torch.as_tensor(pos)[:, -1].to(torch.float64)
     # layout: 5 charges (scalars), then 5 positions, 5 velocities (vectors); target: 5 positions
     X = torch.cat([charges, loc.reshape(n, 15), vel.reshape(n, 15)], 1)
@@ -148,13 +149,15 @@ def train(model, soft, data, args, seed):
         for i in range(0, len(Xtr), args.bs):
             idx = perm[i : i + args.bs]
             loss = nn.functional.mse_loss(model(Xtr[idx]), Ytr[idx])
-            if soft is not None:
+            if soft is not None and not args.decoupled:
                 loss = loss + soft()  # sum_k lambda_k R_k, added to the batch-mean MSE as in the paper
             if args.wd:
                 loss = loss + args.wd * 0.5 * sum((p**2).sum() for n, p in model.named_parameters() if "weight" in n)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if soft is not None and args.decoupled:
+                soft.decay_(sched.get_last_lr()[0])  # the same penalty, as a decoupled (AdamW-style) step
             sched.step()
         if soft is not None:
             soft.step()

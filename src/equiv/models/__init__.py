@@ -26,3 +26,8 @@ __all__ = [
     # N-body
     "EGNN", "EGNNLayer", "FrameAveragedGNN", "GNNLayer", "PlainGNN", "NBodyMLP", "Ponita",
 ]
+
+# --- image classifier for scikit-learn's 8x8 digits (owner: symmetry-diagnostics engineer) ---
+from equiv.models.digits import DigitsCNN  # noqa: E402
+
+__all__ += ["DigitsCNN"]
