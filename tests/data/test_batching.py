@@ -68,6 +68,11 @@ def test_sampler_reproducible_and_sharded():
     assert [sorted(x + y) for x, y in zip(*shards)] == [sorted(b) for b in a]
     s.set_epoch(2, skip_batches=1)
     assert list(s) == a[1:] and len(s) == 2
+    # training drops a last global batch too small to give every process an item; evaluation does not
+    train = [list(GraphSampler(5, 4, shuffle=False, rank=r, world_size=2)) for r in range(2)]
+    assert train == [[[0, 2]], [[1, 3]]]
+    evals = [list(GraphSampler(5, 4, shuffle=False, rank=r, world_size=2, even_shards=False)) for r in range(2)]
+    assert evals == [[[0, 2], [4]], [[1, 3]]]
 
 
 def test_loader_and_dataset():

@@ -194,11 +194,13 @@ class GraphSampler(torch.utils.data.Sampler):
         Permute each epoch with ``numpy.random.default_rng([seed, epoch])``.
     seed : int
     rank, world_size : int
-        This process takes items ``rank::world_size`` of every global batch. A final global batch
-        with fewer than ``world_size`` items is dropped when ``world_size > 1`` (every process must
-        take part in each step).
+        This process takes items ``rank::world_size`` of every global batch.
     drop_last : bool
         Drop the final incomplete global batch.
+    even_shards : bool
+        Training (default ``True``): every process must take part in each step, so a final global
+        batch with fewer than ``world_size`` items is dropped. Evaluation (``False``): nothing is
+        dropped; a process whose share of a batch is empty skips it.
 
     >>> s = GraphSampler(5, 2, shuffle=False)
     >>> list(s)
@@ -208,13 +210,14 @@ class GraphSampler(torch.utils.data.Sampler):
     """
 
     def __init__(self, n: int, batch_size: int, shuffle: bool = True, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, drop_last: bool = False):
+                 world_size: int = 1, drop_last: bool = False, even_shards: bool = True):
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in 0..world_size-1, got rank={rank}, world_size={world_size}")
         self.n, self.batch_size, self.shuffle, self.seed = int(n), int(batch_size), bool(shuffle), int(seed)
         self.rank, self.world_size, self.drop_last = int(rank), int(world_size), bool(drop_last)
+        self.even_shards = bool(even_shards)
         self.epoch = 0
         self.skip = 0
 
@@ -226,20 +229,24 @@ class GraphSampler(torch.utils.data.Sampler):
         order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle
                  else np.arange(self.n))
         out = [order[k:k + self.batch_size] for k in range(0, self.n, self.batch_size)]
-        if out and (self.drop_last and len(out[-1]) < self.batch_size or len(out[-1]) < self.world_size):
+        if out and (self.drop_last and len(out[-1]) < self.batch_size
+                    or self.even_shards and len(out[-1]) < self.world_size):
             out = out[:-1]
         return out
 
+    def _shards(self) -> list[list[int]]:
+        shards = [b[self.rank::self.world_size].tolist() for b in self.global_batches()[self.skip:]]
+        return shards if self.even_shards else [s for s in shards if s]
+
     def __iter__(self) -> Iterator[list[int]]:
-        for b in self.global_batches()[self.skip:]:
-            yield b[self.rank::self.world_size].tolist()
+        yield from self._shards()
 
     def __len__(self) -> int:
-        return max(len(self.global_batches()) - self.skip, 0)
+        return len(self._shards())
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool = False, seed: int = 0, rank: int = 0,
-                world_size: int = 1, drop_last: bool = False, num_workers: int = 0):
+                world_size: int = 1, drop_last: bool = False, num_workers: int = 0, even_shards: bool = True):
     """A :class:`torch.utils.data.DataLoader` yielding :class:`Batch` objects via :class:`GraphSampler`.
 
     >>> from equiv.data.atoms import AtomicData
@@ -247,5 +254,5 @@ def make_loader(dataset, batch_size: int, shuffle: bool = False, seed: int = 0, 
     >>> [b.num_graphs for b in make_loader(ds, batch_size=2)]
     [2, 1]
     """
-    sampler = GraphSampler(len(dataset), batch_size, shuffle, seed, rank, world_size, drop_last)
+    sampler = GraphSampler(len(dataset), batch_size, shuffle, seed, rank, world_size, drop_last, even_shards)
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)

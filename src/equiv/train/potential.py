@@ -184,7 +184,7 @@ def evaluate(model, dataset, batch_size: int, device, dtype, rank: int = 0, worl
     acc = ErrorAccumulator()
     preds = {"energy_ref": [], "energy_pred": [], "n_atoms": [], "forces_ref": [], "forces_pred": []}
     with_stress = all(d.stress is not None for d in dataset)
-    loader = make_loader(dataset, batch_size, shuffle=False, rank=rank, world_size=world_size)
+    loader = make_loader(dataset, batch_size, shuffle=False, rank=rank, world_size=world_size, even_shards=False)
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
         batch = batch.to(device=device, dtype=dtype)
         out = predict_properties(model, batch, compute_forces=True, compute_stress=with_stress)
