@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import yaml
 
-from equiv.data import AtomsDataset, chemical_symbol, collate, make_loader
+from equiv.data import AtomsDataset, chemical_symbol, make_loader
 from equiv.data.extxyz import isolated_atom_energies, least_squares_e0, read_extxyz, split_isolated_atoms
 from equiv.data.rmd17 import rmd17_splits
 from equiv.models import get_potential_class
