@@ -58,7 +58,9 @@ def test_sphere_heat_map(group, tmp_path):
     grid = res.on_grid()
     grid = grid[0] if grid.ndim == 4 else grid
     expected = grid.mean(-1).numpy()
-    assert np.allclose(arr.reshape(expected.shape[0], -1)[:, :-1], expected)  # last column repeats the first
+    drawn = arr.reshape(expected.shape[0] + 2, -1)  # pole rows added, last column repeats the first
+    assert np.allclose(drawn[1:-1, :-1], expected)
+    assert np.allclose(drawn[0], drawn[1]) and np.allclose(drawn[:, -1], drawn[:, 0])
     assert save_figure(ax, tmp_path / "sphere.png").stat().st_size > 5000
 
 

@@ -207,3 +207,20 @@ def test_gated_products_layer():
     assert torch.allclose(f(x)[0, 4:], torch.outer(p, q).double().reshape(9))
     with pytest.raises(ValueError, match="Cartesian scalars, vectors or rank-2"):
         GatedProducts(Rep("1x1o"))
+
+
+def test_decoupled_decay_is_exact_penalty_flow():
+    """decay_(lr) moves W by (1 - exp(-lr lambda)) towards P W; repeated, it converges to the projection."""
+    lin = nn.Linear(REP_IN.dim, REP_OUT.dim).double()
+    soft = SoftEquivariance([(lin, REP_IN, REP_OUT)], ["o2_z"], strength=2.0)
+    P = EquivariantProjector(REP_IN, REP_OUT, "o2_z")
+    W0, b0 = lin.weight.detach().clone(), lin.bias.detach().clone()
+    soft.decay_(0.1)
+    c = 1 - math.exp(-0.2)
+    assert torch.allclose(lin.weight, W0 - c * (W0 - P.weight(W0)), atol=1e-14)
+    assert torch.allclose(lin.bias, b0 - c * (b0 - P.bias(b0)), atol=1e-14)
+    for _ in range(200):
+        soft.decay_(0.1)
+    assert torch.allclose(lin.weight, P.weight(W0), atol=1e-12)  # the equivariant part is untouched
+    with pytest.raises(ValueError, match="lr=-1"):
+        soft.decay_(-1)

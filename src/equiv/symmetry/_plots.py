@@ -86,8 +86,10 @@ def plot_sphere(result, ax=None, title: str | None = None, vmin=None, vmax=None,
     beta = result.grid.coords["beta"].reshape(result.grid.shape)[(0,) * (len(result.grid.shape) - 3)][:, 0, 0].numpy()
     alpha = np.arange(na) * 2 * math.pi / na
     lon = np.append(alpha, 2 * math.pi) - math.pi
-    lat = math.pi / 2 - beta
+    # close the map: wrap in longitude, and extend the first/last Gauss-Legendre rows to the poles
+    lat = np.concatenate([[math.pi / 2], math.pi / 2 - beta, [-math.pi / 2]])
     data = np.concatenate([data, data[:, :1]], 1)
+    data = np.concatenate([data[:1], data, data[-1:]], 0)
     mesh = ax.pcolormesh(lon, lat, data, shading="gouraud", cmap=cmap, vmin=vmin, vmax=vmax)
     ax.grid(True, alpha=0.3)
     ax.set_xticklabels([])
