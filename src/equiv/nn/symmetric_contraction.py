@@ -219,12 +219,15 @@ def _double_factorial_odd(n: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _monomial_plan(irreps_key: str, out_key: str, correlation: int):
-    """Monomial coefficients of every (nu, L) basis, component-normalised, zero rows dropped.
+    """Polynomial coefficients of every (nu, L) basis, component-normalised, in Horner form.
 
-    Returns (levels, coeff, k_sizes, kept): levels[nu-1] = (parent row in level nu-1 or None, last
-    coordinate) for the monomials kept at order nu; coeff[L] (rows, dim_L, K_L) with
-    K_L = sum_nu K_{nu,L} (rows level by level); k_sizes[L] = [K_{1,L}, ..., K_{correlation,L}];
-    kept[nu-1] the sorted multi-indices of the rows of order nu.
+    Every monomial :math:`A_{i_1} \cdots A_{i_\nu}` (sorted indices) is split as the lower monomial
+    :math:`A_{i_1} \cdots A_{i_{\nu-1}}` (a "row", order < correlation; order 0 is the constant 1)
+    times the coordinate :math:`A_{i_\nu}`. Returns ``(levels, sizes, base, k_sizes, poly)``:
+    ``levels[o-1]`` = (parent row within order o-1, last coordinate) for the rows of order
+    ``o = 1..correlation-1``; ``sizes[o]`` the number of rows of order ``o``; ``base[L]``
+    ``(rows, D, dim_L, K_L)`` with ``K_L = sum_nu K_{nu,L}``; ``k_sizes[L] = [K_{1,L}, ...]``;
+    ``poly[L][nu-1]`` a dict multi-index -> (dim_L, K_nu) coefficients.
     """
     outs = [ir for _, ir in Irreps(out_key)]
     dim = Irreps(irreps_key).dim
@@ -246,37 +249,35 @@ def _monomial_plan(irreps_key: str, out_key: str, correlation: int):
                 b[rs, :, ks] = bb / np.sqrt(second)
             levels_l.append(({t: b[i] for i, t in enumerate(tuples) if np.any(b[i])}, u.shape[-1]))
         per_l.append(levels_l)
-    # monomials kept at each order: used by some L, or the parent of a kept higher one
-    kept = [set() for _ in range(correlation)]
-    for nu in range(correlation, 0, -1):
-        for levels_l in per_l:
-            kept[nu - 1] |= set(levels_l[nu - 1][0])
-        if nu < correlation:
-            kept[nu - 1] |= {t[:-1] for t in kept[nu]}
-    kept = [sorted(k) for k in kept]
-    levels = []
-    for nu in range(1, correlation + 1):
-        last = torch.tensor([t[-1] for t in kept[nu - 1]], dtype=torch.long)
-        if nu == 1:
-            levels.append((None, last))
-        else:
-            pos = {t: i for i, t in enumerate(kept[nu - 2])}
-            levels.append((torch.tensor([pos[t[:-1]] for t in kept[nu - 1]], dtype=torch.long), last))
-    rows_total = sum(len(k) for k in kept)
-    coeff, k_sizes = [], []
+    # Horner split of every monomial m = (m[:-1], m[-1]): lower monomials m[:-1] of order < correlation
+    # (the "rows", kept when some coefficient needs them, plus their parents) times one coordinate
+    low = [set() for _ in range(correlation)]  # low[o]: monomials of order o that are rows
+    for levels_l in per_l:
+        for nu, (rows, _) in enumerate(levels_l, start=1):
+            low[nu - 1] |= {t[:-1] for t in rows}
+    for o in range(correlation - 1, 1, -1):
+        low[o - 1] |= {t[:-1] for t in low[o]}
+    low = [sorted(x) for x in low]
+    low[0] = [()] if low[0] or any(low) else []
+    row_of = {t: i for i, t in enumerate(t for level in low for t in level)}
+    levels = []  # orders 1..correlation-1: (row of the parent in the previous order's block, last coordinate)
+    for o in range(1, correlation):
+        prev = {t: i for i, t in enumerate(low[o - 1])}
+        levels.append((torch.tensor([prev[t[:-1]] for t in low[o]], dtype=torch.long),
+                       torch.tensor([t[-1] for t in low[o]], dtype=torch.long)))
+    base, k_sizes = [], []
     for ir, levels_l in zip(outs, per_l):
         ks = [k for _, k in levels_l]
-        c = np.zeros((rows_total, ir.dim, sum(ks)))
-        r0, k0 = 0, 0
-        for (rows, k), tuples in zip(levels_l, kept):
-            for i, t in enumerate(tuples):
-                if t in rows:
-                    c[r0 + i, :, k0 : k0 + k] = rows[t]
-            r0 += len(tuples)
+        c = np.zeros((len(row_of), dim, ir.dim, sum(ks)))
+        k0 = 0
+        for (rows, k) in levels_l:
+            for t, coeff in rows.items():
+                c[row_of[t[:-1]], t[-1], :, k0 : k0 + k] = coeff
             k0 += k
-        coeff.append(c)
+        base.append(c)
         k_sizes.append(ks)
-    return levels, coeff, k_sizes, kept
+    poly = [[rows for rows, _ in levels_l] for levels_l in per_l]
+    return levels, [len(x) for x in low], base, k_sizes, poly
 
 
 class SymmetricContraction(nn.Module):
@@ -337,20 +338,19 @@ class SymmetricContraction(nn.Module):
         self.correlation, self.num_species = correlation, num_species
         key_in = str(Irreps([(1, ir) for ir in ins]))
         key_out = str(Irreps([(1, ir) for _, ir in self.irreps_out]))
-        levels, coeff, k_sizes, kept = _monomial_plan(key_in, key_out, correlation)
-        self._levels, self._kept = levels, kept
+        levels, sizes, base, k_sizes, poly = _monomial_plan(key_in, key_out, correlation)
+        self._levels, self._sizes, self._poly = levels, sizes, poly
         self._in_dims = [ir.dim for ir in ins]
         self._out_dims = [ir.dim for _, ir in self.irreps_out]
         self._dim_out = sum(self._out_dims)
         self.num_weights = {str(ir): ks for (_, ir), ks in zip(self.irreps_out, k_sizes)}
-        # coefficients (rows, dim_L, K_L) per output irrep: float64 numpy, cast per (dtype, device) on use
-        # (not buffers: module.float().double() would round them), rebuilt deterministically on load
-        self._coeff_np = coeff
-        self._coeff_cache: dict = {}
-        for i, (lv_parent, lv_last) in enumerate(levels):
-            if lv_parent is not None:
-                self.register_buffer(f"_parent_{i}", lv_parent, persistent=False)
-            self.register_buffer(f"_last_{i}", lv_last, persistent=False)
+        # coefficients (rows, D, dim_L, K_L) per output irrep: float64 numpy, cast per (dtype, device) on
+        # use (not buffers: module.float().double() would round them), rebuilt deterministically on load
+        self._base_np = base
+        self._base_cache: dict = {}
+        for i, (parent, last) in enumerate(levels):
+            self.register_buffer(f"_parent_{i}", parent, persistent=False)
+            self.register_buffer(f"_last_{i}", last, persistent=False)
         self.weights = nn.ParameterList()
         for ks in k_sizes:
             self.weights.append(nn.Parameter(torch.empty(num_species, sum(ks), self.channels)))
@@ -366,13 +366,23 @@ class SymmetricContraction(nn.Module):
                     w[:, k0 : k0 + k].normal_().div_(max(k, 1))
                     k0 += k
 
-    def _coefficients(self, dtype, device) -> list[torch.Tensor]:
+    def _base(self, dtype, device) -> list[torch.Tensor]:
         key = (dtype, device)
-        out = self._coeff_cache.get(key)
+        out = self._base_cache.get(key)
         if out is None:
-            out = [torch.as_tensor(c, dtype=dtype, device=device) for c in self._coeff_np]
-            self._coeff_cache[key] = out
+            out = [torch.as_tensor(c, dtype=dtype, device=device) for c in self._base_np]
+            self._base_cache[key] = out
         return out
+
+    def _rows(self, xr: torch.Tensor) -> torch.Tensor:
+        """xr (D, M) -> (rows, M): the lower monomials, orders 0..correlation-1 (row products)."""
+        out = [xr.new_ones(1, xr.shape[1])]
+        prev = out[0]
+        for i in range(len(self._levels)):
+            cur = prev.index_select(0, getattr(self, f"_parent_{i}")) * xr.index_select(0, getattr(self, f"_last_{i}"))
+            out.append(cur)
+            prev = cur
+        return torch.cat(out, 0) if len(out) > 1 else out[0]
 
     def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         if x.ndim != 2 or x.shape[-1] != self.irreps_in.dim:
@@ -381,37 +391,43 @@ class SymmetricContraction(nn.Module):
         if species.shape != x.shape[:1] or species.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"species must be an integer tensor of shape ({x.shape[0]},), got "
                              f"{tuple(species.shape)} {species.dtype}")
-        n, c, s = x.shape[0], self.channels, self.num_species
-        # species-combined coefficients, all output irreps side by side: (C, R, S * sum(dL))
-        comb = []
-        for coeff, w in zip(self._coefficients(x.dtype, x.device), self.weights):  # coeff (R, dL, K)
-            comb.append(torch.einsum("rak,skc->crsa", coeff, w.to(x.dtype)))
-        comb = torch.cat(comb, -1).reshape(c, -1, s * self._dim_out)
-        # mul_ir (N, C*D) -> coordinate-major rows (D, C*N): monomials are row products
-        parts, i = [], 0
-        for d in self._in_dims:
-            parts.append(x[:, i : i + c * d].reshape(n, c, d).permute(2, 1, 0))
-            i += c * d
-        xr = torch.cat(parts, 0).reshape(-1, c * n)
-        y, prev, r0 = None, None, 0
-        for i in range(len(self._levels)):
-            last = getattr(self, f"_last_{i}")
-            if i == 0:
-                cur = xr.index_select(0, last)
-            else:
-                cur = prev.index_select(0, getattr(self, f"_parent_{i}")) * xr.index_select(0, last)
-            r1 = r0 + cur.shape[0]
-            # (C, N, R_level) strided view times (C, R_level, S*dim_out)
-            term = torch.bmm(cur.view(-1, c, n).permute(1, 2, 0), comb[:, r0:r1])
-            y = term if y is None else y + term
-            prev, r0 = cur, r1
-        y = y.view(c, n, s, self._dim_out)
-        y = y.gather(2, species.view(1, n, 1, 1).expand(c, n, 1, self._dim_out)).squeeze(2)  # (C, N, dim_out)
-        outs, a = [], 0
-        for dl in self._out_dims:
-            outs.append(y[:, :, a : a + dl].permute(1, 0, 2).reshape(n, c * dl))
-            a += dl
-        return torch.cat(outs, -1)
+        n, c, s, dim = x.shape[0], self.channels, self.num_species, sum(self._in_dims)
+        do = self._dim_out
+        # species-combined Horner coefficients, all output irreps side by side: (S, C, R, D * sum(dL))
+        comb = [torch.einsum("rdak,skc->scrda", b, w.to(x.dtype)) for b, w in zip(self._base(x.dtype, x.device),
+                                                                                 self.weights)]
+        comb = torch.cat(comb, -1)
+        r = comb.shape[2]
+        comb = comb.reshape(s, c, r, dim * do)
+        grouped = s > 1 and not torch.compiler.is_compiling()
+        if grouped:  # nodes sorted by species: one batched product per species, no wasted columns
+            order = torch.argsort(species, stable=True)
+            counts = torch.bincount(species, minlength=s).tolist()
+            x = x.index_select(0, order)
+        # mul_ir (N, C*D) -> coordinate-major rows (D, C*N): monomials are contiguous row products
+        parts = [xb.reshape(n, c, d).permute(2, 1, 0) for xb, d in zip(x.split([c * d for d in self._in_dims], 1),
+                                                                           self._in_dims)]
+        xr = torch.cat(parts, 0).reshape(dim, c * n)
+        rows = self._rows(xr).view(r, c, n)
+        xc = xr.view(dim, c, n)
+        # B_{c,n} = sum_k A_{c,n,k} * (rows_{c,n} @ comb_{z,c})[k]  (Horner in the last index)
+        if grouped:
+            # split/unbind (not slicing): their backward concatenates instead of zero-filling full tensors
+            ys = []
+            for cnt, rows_s, xc_s, comb_s in zip(counts, rows.split(counts, 2), xc.split(counts, 2), comb.unbind(0)):
+                if cnt == 0:
+                    continue
+                q = torch.bmm(rows_s.permute(1, 2, 0), comb_s).view(c, cnt, dim, do)
+                ys.append((q * xc_s.permute(1, 2, 0).unsqueeze(-1)).sum(2))
+            y = torch.cat(ys, 1) if len(ys) > 1 else ys[0]  # (C, N, do), sorted nodes
+            y = y.index_select(1, torch.argsort(order))
+        else:
+            comb = comb.view(s, c, r, dim, do).permute(1, 2, 3, 0, 4).reshape(c, r, dim * s * do)
+            q = torch.bmm(rows.permute(1, 2, 0), comb).view(c, n, dim, s * do)
+            y = (q * xc.permute(1, 2, 0).unsqueeze(-1)).sum(2).view(c, n, s, do)
+            y = y.gather(2, species.view(1, n, 1, 1).expand(c, n, 1, do)).squeeze(2)  # (C, N, do)
+        outs = [part.permute(1, 0, 2).reshape(n, c * dl) for part, dl in zip(y.split(self._out_dims, -1), self._out_dims)]
+        return torch.cat(outs, -1) if len(outs) > 1 else outs[0]
 
     def coupling_tensors(self, index: int) -> list[torch.Tensor]:
         r"""The normalised coupling tensors :math:`\mathcal U^{(\nu, L)}` of output ``index``.
@@ -437,18 +453,15 @@ class SymmetricContraction(nn.Module):
         """
         if not isinstance(index, int) or not 0 <= index < len(self.irreps_out):
             raise ValueError(f"index must be an int in 0..{len(self.irreps_out) - 1}, got {index!r}")
-        coeff = torch.as_tensor(self._coeff_np[index])
         dim, dl, ks = sum(self._in_dims), self._out_dims[index], self._k_sizes[index]
-        out, r0, k0 = [], 0, 0
-        for nu, (tuples, k) in enumerate(zip(self._kept, ks), start=1):
+        out = []
+        for nu, (rows, k) in enumerate(zip(self._poly[index], ks), start=1):
             u = torch.zeros((dl,) + (dim,) * nu + (k,), dtype=torch.float64)
-            for i, t in enumerate(tuples):
-                row = coeff[r0 + i, :, k0 : k0 + k] / _orderings(t)
+            for t, coeff in rows.items():
+                row = torch.as_tensor(coeff) / _orderings(t)
                 for perm in set(itertools.permutations(t)):
                     u[(slice(None),) + perm] = row
             out.append(u)
-            r0 += len(tuples)
-            k0 += k
         return out
 
     def extra_repr(self) -> str:
