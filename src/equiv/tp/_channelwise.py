@@ -1,0 +1,418 @@
+r"""The channelwise (``uvu``) tensor-product engine: block-sparse, chunked, differentiable to any order.
+
+Every channelwise product in equiv (`TensorProduct` ``uvu``/``uvv`` instructions,
+`ChannelwiseTensorProduct`, the fused `message_passing`) is one multilinear form
+
+.. math::
+
+    F(x, y, w, g) = \sum_{n, u} \sum_{q} w_{n u q} \sum_{i j k}
+    C^{(q)}_{ijk}\, x_{n u, a_q + i}\, y_{n, b_q + j}\, g_{n u, c_q + k},
+
+over *paths* :math:`q`, each reading a block :math:`a_q` of the channel-major input ``x``
+``(n, U, D1)``, a block :math:`b_q` of the shared input ``y`` ``(n, D2)`` (e.g. edge spherical
+harmonics), writing block :math:`c_q` of the output ``g`` ``(n, U, D3)``, with a coefficient tensor
+:math:`C^{(q)}` (Clebsch–Gordan times the path normalisation). The product is :math:`\partial F/\partial g`
+and its gradients are the other partial derivatives, so one engine evaluates all of them:
+
+* ``T = y @ C`` contracts the shared input with the coefficients once per sample (no channel index),
+  with one dense GEMM per distinct :math:`b` block, then a column permutation into output groups;
+* for every output block :math:`c`, the rows :math:`(q, i)` of the paths writing it are stacked:
+  :math:`Z_{nu,(q,i)} = w_{nuq}\, x_{nu, a_q+i}` (broadcast products, one per input block), and
+  :math:`g_{nu,c} = Z_{nu} T_{n,c}` is one batched matrix product;
+* the batch is processed in chunks sized for the cache, nothing is kept for the backward pass but
+  the inputs (the backward recomputes ``T`` and ``Z``), and node-indexed inputs/outputs can be
+  gathered/scattered inside the loop (fused message passing, never materialising per-edge tensors).
+
+The backward of the product is `_ChannelwiseVJP`, whose own backward is expressed with the product
+and the VJP again, so double (and higher) backward works — forces need it.
+
+Work per sample: :math:`\sum_q d_{a_q} d_{b_q} d_{c_q}` for ``T`` plus
+:math:`U \sum_q d_{a_q} d_{c_q}` for the products, against
+:math:`U \sum_q d_{a_q} d_{b_q} d_{c_q}` for a dense per-path contraction (e3nn).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+__all__ = ["ChannelwisePath", "ChannelwisePlan", "channelwise_product"]
+
+#: Target size (bytes) of the per-chunk intermediates (T and Z); keeps them in the last-level cache.
+_CHUNK_BYTES = 24 * 2**20
+
+
+@dataclass(frozen=True)
+class ChannelwisePath:
+    """One path of the channelwise form (offsets/dims into the last axes of x, y, g; weight column)."""
+
+    a_off: int
+    a_dim: int
+    b_off: int
+    b_dim: int
+    c_off: int
+    c_dim: int
+    w_idx: int  # column of the (n, U, P) weight tensor; -1: no weight (coefficient 1)
+    coeff: np.ndarray = field(compare=False, repr=False)  # (a_dim, b_dim, c_dim) float64
+
+
+@dataclass
+class _SubGroup:  # paths of one output block sharing one input block (contiguous rows)
+    a_off: int
+    a_dim: int
+    q0: int  # first sorted path
+    nq: int
+    r0: int  # first row in the group's Z / T rows
+
+
+@dataclass
+class _Group:  # all paths writing one output block
+    c_off: int
+    c_dim: int
+    rows: int
+    t_off: int  # offset of this group's (rows, c_dim) block in T
+    subs: list
+
+
+class ChannelwisePlan:
+    r"""Precomputed structure of a channelwise product (built once, cached by the caller).
+
+    Parameters
+    ----------
+    paths : list of ChannelwisePath
+    dim_x, dim_y, dim_g : int
+        Sizes of the last axes of ``x`` ``(n, U, dim_x)``, ``y`` ``(n, dim_y)`` and ``g``
+        ``(n, U, dim_g)``.
+    num_weights : int
+        Size of the last axis of the weights ``w`` ``(n or 1, U, num_weights)``.
+    """
+
+    def __init__(self, paths, dim_x: int, dim_y: int, dim_g: int, num_weights: int):
+        self.dim_x, self.dim_y, self.dim_g, self.num_weights = dim_x, dim_y, dim_g, num_weights
+        paths = sorted(paths, key=lambda p: (p.c_off, p.a_off, p.b_off, p.w_idx))
+        self.paths = paths
+        self.num_paths = len(paths)
+        # weight column of each sorted path (num_weights = the constant-one column for unweighted paths)
+        self._wperm = [p.w_idx if p.w_idx >= 0 else num_weights for p in paths]
+        self.has_unweighted = any(p.w_idx < 0 for p in paths)
+        self.groups: list[_Group] = []
+        t_off = 0
+        for q, p in enumerate(paths):
+            if not self.groups or self.groups[-1].c_off != p.c_off:
+                self.groups.append(_Group(p.c_off, p.c_dim, 0, 0, []))
+            g = self.groups[-1]
+            if not g.subs or g.subs[-1].a_off != p.a_off:
+                g.subs.append(_SubGroup(p.a_off, p.a_dim, q, 0, g.rows))
+            g.subs[-1].nq += 1
+            g.rows += p.a_dim
+        for g in self.groups:
+            g.t_off = t_off
+            t_off += g.rows * g.c_dim
+        self.t_size = t_off
+        self.max_rows = max((g.rows for g in self.groups), default=0)
+        # T columns: path q, row i, col k -> t_off + (r_q + i) * c_dim + k. Built per distinct y block.
+        blocks: dict[tuple[int, int], list] = {}
+        for g in self.groups:
+            for s in g.subs:
+                r = s.r0
+                for q in range(s.q0, s.q0 + s.nq):
+                    p = paths[q]
+                    cols = g.t_off + (r + np.arange(p.a_dim))[:, None] * g.c_dim + np.arange(p.c_dim)[None, :]
+                    blocks.setdefault((p.b_off, p.b_dim), []).append((p, cols.reshape(-1)))
+                    r += p.a_dim
+        self._yblocks = []  # (b_off, b_dim, C_b (b_dim, N_b) float64)
+        order = []
+        for (b_off, b_dim), items in sorted(blocks.items()):
+            mats = [np.ascontiguousarray(p.coeff.transpose(1, 0, 2)).reshape(b_dim, -1) for p, _ in items]
+            self._yblocks.append((b_off, b_dim, np.concatenate(mats, 1)))
+            order += [c for _, c in items]
+        order = np.concatenate(order) if order else np.zeros(0, dtype=np.int64)
+        # T = cat_b(y_b @ C_b)[:, perm]  and  grad: gcat = gT[:, inv]
+        self._perm = np.argsort(order)
+        self._inv = order
+        self._cache: dict = {}
+
+    def tensors(self, dtype, device):
+        """Coefficient matrices and index tensors for a dtype/device (cached)."""
+        key = (dtype, device)
+        out = self._cache.get(key)
+        if out is None:
+            out = dict(
+                yblocks=[(o, d, torch.as_tensor(m, dtype=dtype, device=device)) for o, d, m in self._yblocks],
+                perm=torch.as_tensor(self._perm, dtype=torch.long, device=device),
+                inv=torch.as_tensor(self._inv, dtype=torch.long, device=device),
+                wperm=torch.as_tensor(self._wperm, dtype=torch.long, device=device),
+            )
+            self._cache[key] = out
+        return out
+
+    def chunk_size(self, channels: int, itemsize: int) -> int:
+        per_row = (2 * self.t_size + 2 * channels * (self.max_rows + self.dim_x + self.dim_g)) * itemsize
+        return max(1, _CHUNK_BYTES // max(per_row, 1))
+
+    def flops(self, channels: int) -> int:
+        """Multiply-adds per sample (T plus the channel products), for benchmarks."""
+        t = sum(p.a_dim * p.b_dim * p.c_dim for p in self.paths)
+        return t + channels * sum(p.a_dim * p.c_dim for p in self.paths)
+
+
+# ---------------------------------------------------------------------------------------------------
+# kernels (no autograd inside; called on one chunk at a time). Layout is channel-last:
+# x (n, D1, U), g (n, D3, U), w (n|1, P, U); the channel axis U is the contiguous one.
+
+
+def _compute_t(plan, tens, y):
+    parts = [y[:, o : o + d] @ m for o, d, m in tens["yblocks"]]
+    if not parts:
+        return y.new_zeros(y.shape[0], 0)
+    return torch.cat(parts, 1).index_select(1, tens["perm"])
+
+
+def _t_to_y(plan, tens, gt):
+    gcat = gt.index_select(1, tens["inv"])
+    gy = gt.new_zeros(gt.shape[0], plan.dim_y)
+    i = 0
+    for o, d, m in tens["yblocks"]:
+        n = m.shape[1]
+        gy[:, o : o + d] += gcat[:, i : i + n] @ m.t()
+        i += n
+    return gy
+
+
+def _weights(plan, tens, w, tangent=False):
+    """(n|1, P, U) -> (n|1, Q, U) weights per sorted path.
+
+    Unweighted paths read an appended row of ones, or of zeros when ``w`` is a tangent (a
+    derivative with respect to the weights, where the constant paths drop out).
+    """
+    if plan.has_unweighted:
+        fill = w.new_zeros if tangent else w.new_ones
+        w = torch.cat([w, fill(w.shape[0], 1, w.shape[2])], 1)
+    return w.index_select(1, tens["wperm"])
+
+
+def _build_z(g, x, wq, out):
+    """Z rows of one output group: out (n, rows, U) <- w_q * x_a for every path."""
+    n, u = out.shape[0], x.shape[2]
+    for s in g.subs:
+        zv = out[:, s.r0 : s.r0 + s.nq * s.a_dim].view(n, s.nq, s.a_dim, u)
+        torch.mul(wq[:, s.q0 : s.q0 + s.nq, None, :], x[:, None, s.a_off : s.a_off + s.a_dim, :], out=zv)
+    return out
+
+
+def _tc(t, g, n):
+    return t[:, g.t_off : g.t_off + g.rows * g.c_dim].view(n, g.rows, g.c_dim)
+
+
+def _forward_chunk(plan, tens, x, y, w, tangent):
+    n, u = y.shape[0], x.shape[2]
+    t = _compute_t(plan, tens, y)
+    wq = _weights(plan, tens, w, tangent)
+    zbuf = x.new_empty(n * plan.max_rows * u)
+    outs, cur = [], 0
+    for g in plan.groups:
+        if g.c_off > cur:
+            outs.append(x.new_zeros(n, g.c_off - cur, u))
+        z = _build_z(g, x, wq, zbuf[: n * g.rows * u].view(n, g.rows, u))
+        outs.append(torch.bmm(_tc(t, g, n).transpose(1, 2), z))
+        cur = g.c_off + g.c_dim
+    if plan.dim_g > cur:
+        outs.append(x.new_zeros(n, plan.dim_g - cur, u))
+    return torch.cat(outs, 1)
+
+
+def _vjp_chunk(plan, tens, x, y, w, gout, need_x, need_y, need_w, tangent):
+    n, u = y.shape[0], x.shape[2]
+    t = _compute_t(plan, tens, y)
+    wq = _weights(plan, tens, w, tangent)
+    gx = torch.zeros_like(x) if need_x else None
+    gwq = x.new_empty(n, plan.num_paths, u) if need_w else None
+    gts = []
+    buf = x.new_empty(n * plan.max_rows * u)
+    for g in plan.groups:
+        gc = gout[:, g.c_off : g.c_off + g.c_dim]
+        tc = _tc(t, g, n)
+        if need_x or need_w:
+            gz = torch.bmm(tc, gc)  # (n, rows, U)
+            for s in g.subs:
+                gzv = gz[:, s.r0 : s.r0 + s.nq * s.a_dim].view(n, s.nq, s.a_dim, u)
+                if need_x:
+                    gx[:, s.a_off : s.a_off + s.a_dim] += (gzv * wq[:, s.q0 : s.q0 + s.nq, None, :]).sum(1)
+                if need_w:
+                    gwq[:, s.q0 : s.q0 + s.nq] = (gzv * x[:, None, s.a_off : s.a_off + s.a_dim, :]).sum(2)
+        if need_y:
+            z = _build_z(g, x, wq, buf[: n * g.rows * u].view(n, g.rows, u))
+            gts.append(torch.bmm(z, gc.transpose(1, 2)).view(n, -1))
+    gy = _t_to_y(plan, tens, torch.cat(gts, 1)) if need_y else None
+    gw = None
+    if need_w:
+        gw = x.new_zeros(n, plan.num_weights + int(plan.has_unweighted), u)
+        gw.index_add_(1, tens["wperm"], gwq)
+        gw = gw[:, : plan.num_weights]
+    return gx, gy, gw
+
+
+# ---------------------------------------------------------------------------------------------------
+# chunk loops with optional gather (x rows by idx_x) and scatter (output rows by idx_out)
+
+
+def _rows(t, sl, idx):
+    return t[sl] if idx is None else t.index_select(0, idx[sl])
+
+
+def _w_rows(w, sl):
+    return w if w.shape[0] == 1 else w[sl]
+
+
+def _forward(plan, x, y, w, idx_x, idx_out, n_out, tangent=False):
+    tens = plan.tensors(y.dtype, y.device)
+    n, u = y.shape[0], x.shape[2]
+    out = x.new_zeros((n if idx_out is None else n_out), plan.dim_g, u)
+    step = plan.chunk_size(u, y.element_size())
+    for s in range(0, n, step):
+        sl = slice(s, min(n, s + step))
+        r = _forward_chunk(plan, tens, _rows(x, sl, idx_x), y[sl], _w_rows(w, sl), tangent)
+        if idx_out is None:
+            out[sl] = r
+        else:
+            out.index_add_(0, idx_out[sl], r)
+    return out
+
+
+def _vjp(plan, x, y, w, gout, idx_x, idx_out, need_x, need_y, need_w, tangent=False):
+    tens = plan.tensors(y.dtype, y.device)
+    n, u = y.shape[0], x.shape[2]
+    gx = torch.zeros_like(x) if need_x else None
+    gy = torch.empty_like(y) if need_y else None
+    gw = torch.zeros_like(w) if need_w else None
+    step = plan.chunk_size(u, y.element_size())
+    for s in range(0, n, step):
+        sl = slice(s, min(n, s + step))
+        cx, cy, cw = _vjp_chunk(
+            plan, tens, _rows(x, sl, idx_x), y[sl], _w_rows(w, sl), _rows(gout, sl, idx_out),
+            need_x, need_y, need_w, tangent,
+        )
+        if need_x:
+            if idx_x is None:
+                gx[sl] = cx
+            else:
+                gx.index_add_(0, idx_x[sl], cx)
+        if need_y:
+            gy[sl] = cy
+        if need_w:
+            if w.shape[0] == 1:
+                gw += cw.sum(0, keepdim=True)
+            else:
+                gw[sl] = cw
+    return gx, gy, gw
+
+
+class _ChannelwiseProduct(torch.autograd.Function):
+    """(x, y, w) -> g = dF/dg; ``tangent``: w is a derivative direction (unweighted paths vanish)."""
+
+    @staticmethod
+    def forward(ctx, plan, x, y, w, idx_x, idx_out, n_out, tangent):
+        ctx.plan, ctx.n_out, ctx.tangent = plan, n_out, tangent
+        ctx.save_for_backward(x, y, w, idx_x, idx_out)
+        return _forward(plan, x, y, w, idx_x, idx_out, n_out, tangent)
+
+    @staticmethod
+    def backward(ctx, gout):
+        x, y, w, idx_x, idx_out = ctx.saved_tensors
+        nx, ny, nw = ctx.needs_input_grad[1:4]
+        gx, gy, gw = _ChannelwiseVJP.apply(
+            ctx.plan, x, y, w, gout, idx_x, idx_out, ctx.n_out, nx, ny, nw, ctx.tangent
+        )
+        return None, gx, gy, gw, None, None, None, None
+
+
+class _ChannelwiseVJP(torch.autograd.Function):
+    """(x, y, w, g) -> (dF/dx, dF/dy, dF/dw); its backward is made of products and VJPs again."""
+
+    @staticmethod
+    def forward(ctx, plan, x, y, w, gout, idx_x, idx_out, n_out, need_x, need_y, need_w, tangent):
+        ctx.plan, ctx.n_out, ctx.tangent = plan, n_out, tangent
+        ctx.needs = (need_x, need_y, need_w)
+        ctx.save_for_backward(x, y, w, gout, idx_x, idx_out)
+        return _vjp(plan, x, y, w, gout, idx_x, idx_out, need_x, need_y, need_w, tangent)
+
+    @staticmethod
+    def backward(ctx, ggx, ggy, ggw):
+        x, y, w, gout, idx_x, idx_out = ctx.saved_tensors
+        plan, n_out, tan = ctx.plan, ctx.n_out, ctx.tangent
+        ggx = ggx if ctx.needs[0] else None
+        ggy = ggy if ctx.needs[1] else None
+        ggw = ggw if ctx.needs[2] else None
+        want_x, want_y, want_w, want_g = ctx.needs_input_grad[1:5]
+        prod = _ChannelwiseProduct.apply
+        vjp = _ChannelwiseVJP.apply
+
+        def add(a, b):
+            return b if a is None else (a if b is None else a + b)
+
+        gx = gy = gw = gg = None
+        # S = F(ggx, y, w, g) + F(x, ggy, w, g) + F(x, y, ggw, g); a cotangent in the weight slot
+        # is a tangent (no constant term from unweighted paths).
+        if want_g:
+            if ggx is not None:
+                gg = add(gg, prod(plan, ggx, y, w, idx_x, idx_out, n_out, tan))
+            if ggy is not None:
+                gg = add(gg, prod(plan, x, ggy, w, idx_x, idx_out, n_out, tan))
+            if ggw is not None:
+                gg = add(gg, prod(plan, x, y, ggw, idx_x, idx_out, n_out, True))
+        if ggx is not None and (want_y or want_w):
+            _, a, b = vjp(plan, ggx, y, w, gout, idx_x, idx_out, n_out, False, want_y, want_w, tan)
+            gy, gw = add(gy, a), add(gw, b)
+        if ggy is not None and (want_x or want_w):
+            a, _, b = vjp(plan, x, ggy, w, gout, idx_x, idx_out, n_out, want_x, False, want_w, tan)
+            gx, gw = add(gx, a), add(gw, b)
+        if ggw is not None and (want_x or want_y):
+            a, b, _ = vjp(plan, x, y, ggw, gout, idx_x, idx_out, n_out, want_x, want_y, False, True)
+            gx, gy = add(gx, a), add(gy, b)
+        return None, gx, gy, gw, gg, None, None, None, None, None, None, None
+
+
+def _reference(plan, x, y, w, idx_x=None, idx_out=None, n_out=None):
+    """Plain differentiable torch (used under torch.compile and as a test oracle)."""
+    tens = plan.tensors(y.dtype, y.device)
+    if idx_x is not None:
+        x = x.index_select(0, idx_x)
+    n, u = y.shape[0], x.shape[2]
+    t = _compute_t(plan, tens, y)
+    wq = _weights(plan, tens, w)
+    outs = []
+    cur = 0
+    for g in plan.groups:
+        if g.c_off > cur:
+            outs.append(x.new_zeros(n, g.c_off - cur, u))
+        z = torch.cat(
+            [
+                (wq[:, s.q0 : s.q0 + s.nq, None, :] * x[:, None, s.a_off : s.a_off + s.a_dim, :]).reshape(n, -1, u)
+                for s in g.subs
+            ],
+            1,
+        )
+        tc = t[:, g.t_off : g.t_off + g.rows * g.c_dim].reshape(n, g.rows, g.c_dim)
+        outs.append(torch.bmm(tc.transpose(1, 2), z))
+        cur = g.c_off + g.c_dim
+    if plan.dim_g > cur:
+        outs.append(x.new_zeros(n, plan.dim_g - cur, u))
+    out = torch.cat(outs, 1) if outs else x.new_zeros(n, plan.dim_g, u)
+    if idx_out is not None:
+        out = x.new_zeros(n_out, plan.dim_g, u).index_add(0, idx_out, out)
+    return out
+
+
+def channelwise_product(plan, x, y, w, idx_x=None, idx_out=None, n_out=None):
+    r"""Evaluate :math:`g = \partial F / \partial g` for ``x`` (n|N, D1, U), ``y`` (n, D2), ``w`` (n|1, P, U).
+
+    With ``idx_x`` (n,) the rows of ``x`` are gathered (``x[idx_x]``); with ``idx_out`` (n,) the rows
+    of the result are summed into ``n_out`` rows (``index_add``). Runs chunked with a recomputing
+    backward in eager mode, and as plain differentiable ops under ``torch.compile``.
+    """
+    if torch.compiler.is_compiling():
+        return _reference(plan, x, y, w, idx_x, idx_out, n_out)
+    return _ChannelwiseProduct.apply(plan, x, y, w, idx_x, idx_out, n_out, False)
+
