@@ -1,5 +1,8 @@
 """equiv.nn — layers: Linear over irreps, Gate, norms, radial bases, frame averaging, ... (see DESIGN.md)."""
 
+# --- equivariant linear layer (owner: tensor-product engineer) ---
+from equiv.nn._linear import Linear
+
 # --- frame averaging (owner: N-body engineer) ---
 from equiv.nn.frame_averaging import FrameAveraging, from_frames, pca_frames, to_frames
 
@@ -11,6 +14,8 @@ from equiv.nn.radial import BesselBasis, PolynomialCutoff, RadialEmbedding, bess
 from equiv.nn.symmetric_contraction import SymmetricContraction, symmetric_coupling_basis
 
 __all__ = [
+    # linear
+    "Linear",
     # frame averaging
     "FrameAveraging", "from_frames", "pca_frames", "to_frames",
     # PONITA blocks
