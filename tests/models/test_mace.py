@@ -104,6 +104,31 @@ def test_energy_is_smooth_at_the_cutoff():
     assert abs(a - b).item() > 1e-6
 
 
+def test_periodic_stress_matches_finite_strain():
+    # a small periodic cell: stress from the workflow's autograd helper = (1/V) dE/d(strain)
+    model = _model()
+    cell = torch.tensor([[3.2, 0.0, 0.0], [0.3, 3.0, 0.0], [0.0, 0.2, 3.4]], dtype=torch.float64)
+    pos = torch.tensor([[0.1, 0.2, 0.3], [1.5, 1.1, 0.9], [2.2, 2.5, 2.0]], dtype=torch.float64)
+    z = [6, 8, 1]
+
+    def energy(strain):
+        d = AtomicData(positions=pos @ (torch.eye(3, dtype=torch.float64) + strain), atomic_numbers=z,
+                       cell=cell @ (torch.eye(3, dtype=torch.float64) + strain), pbc=True).with_graph(3.0)
+        return model(collate([d]))["energy"].item()
+
+    d = AtomicData(positions=pos, atomic_numbers=z, cell=cell, pbc=True).with_graph(3.0)
+    stress = predict_properties(model, collate([d]), compute_stress=True)["stress"][0]
+    volume = torch.linalg.det(cell).abs().item()
+    h = 1e-6
+    for a, b in [(0, 0), (1, 2)]:
+        eps = torch.zeros(3, 3, dtype=torch.float64)
+        eps[a, b] = eps[b, a] = h / 2 if a != b else h  # symmetric strain: dE = V sigma_ab h either way
+        fd = (energy(eps) - energy(-eps)) / (2 * h) / volume
+        assert abs(fd - stress[a, b].item()) < 1e-6, (a, b, fd, stress[a, b].item())
+    torch.testing.assert_close(stress, stress.T)
+    assert stress.abs().max() > 1e-4
+
+
 def test_gaunt_and_cg_are_different_models_with_fewer_weights_for_gaunt():
     cg, ga = _model("cg"), _model("gaunt")
     n_cg = sum(p.numel() for p in cg.parameters())
