@@ -17,6 +17,7 @@ from equiv.models.egnn import EGNN, EGNNLayer
 from equiv.models.fa_gnn import FrameAveragedGNN, GNNLayer, PlainGNN
 from equiv.models.mlp import NBodyMLP
 from equiv.models.ponita import Ponita
+from equiv.models.segnn import SEGNN, SEGNNLayer, SteerableTensorProduct, weight_balanced_irreps
 
 __all__ = [
     # interatomic potentials
@@ -25,6 +26,7 @@ __all__ = [
     "MACE",
     # N-body
     "EGNN", "EGNNLayer", "FrameAveragedGNN", "GNNLayer", "PlainGNN", "NBodyMLP", "Ponita",
+    "SEGNN", "SEGNNLayer", "SteerableTensorProduct", "weight_balanced_irreps",
 ]
 
 # --- image classifier for scikit-learn's 8x8 digits (owner: symmetry-diagnostics engineer) ---
