@@ -481,35 +481,50 @@ def _kv(text: str):
     return k.replace("-", "_"), val
 
 
+def _defaults_epilog() -> str:
+    lines = ["published settings (the defaults of --lr, --weight-decay, --batch-size, --epochs, --clip):"]
+    for name, spec in MODELS.items():
+        t = spec["train"]
+        kw = ", ".join(f"{k}={v}" for k, v in spec["kwargs"].items())
+        lines.append(f"  {name:7s} lr {t['lr']:g}, weight decay {t['weight_decay']:g}, batch {t['batch_size']}, "
+                     f"{t['epochs']} epochs, clip {t['clip']}; {kw}  [{spec['paper']}]")
+    lines.append("")
+    lines.append("load a trained model: equiv.train.nbody.load_model('<out>/best.pt')")
+    return "\n".join(lines)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
-    parser.add_argument("--model", default="egnn", choices=sorted(MODELS), help="model to train")
-    g = parser.add_argument_group("optimisation (defaults: the model's published settings)")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _defaults_epilog()
+    parser.add_argument("--model", default="egnn", choices=sorted(MODELS), help="model to train (default egnn)")
+    g = parser.add_argument_group("optimisation (defaults: the model's published settings, listed below)")
     g.add_argument("--epochs", type=int, default=None, help="maximum number of epochs")
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate")
     g.add_argument("--weight-decay", type=float, default=None, help="Adam weight decay")
     g.add_argument("--batch-size", type=int, default=None, help="systems per batch")
-    g.add_argument("--scheduler", choices=["none", "cosine"], default=None, help="learning-rate schedule")
+    g.add_argument("--scheduler", choices=["none", "cosine"], default=None, help="learning-rate schedule (none)")
     g.add_argument("--clip", type=float, default=None, help="gradient-norm clip (0: off)")
-    g.add_argument("--patience", type=int, default=None, help="stop after this many epochs without improvement")
+    g.add_argument("--patience", type=int, default=None,
+                   help="stop after this many epochs without validation improvement (default: never)")
     g.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds of training")
     g.add_argument("--augment", choices=["none", "rotation", "o3"], default="none",
-                   help="random rotations (o3: and reflections) of training systems, for non-equivariant models")
+                   help="random rotations (o3: and reflections) of training systems, for non-equivariant "
+                        "models (default none)")
     d = parser.add_argument_group("data")
-    d.add_argument("--num-train", type=int, default=3000, help="training simulations (published: 3000)")
-    d.add_argument("--num-valid", type=int, default=2000, help="validation simulations")
-    d.add_argument("--num-test", type=int, default=2000, help="test simulations")
+    d.add_argument("--num-train", type=int, default=3000, help="training simulations (default 3000, published)")
+    d.add_argument("--num-valid", type=int, default=2000, help="validation simulations (default 2000)")
+    d.add_argument("--num-test", type=int, default=2000, help="test simulations (default 2000)")
     r = parser.add_argument_group("run")
     r.add_argument("--out", default=None, help="run folder for checkpoints (default runs/nbody-<model>)")
     r.add_argument("--results", default=None, help="result JSON (default <out>/nbody_<model>.json)")
     r.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
-    r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto")
-    r.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto (default)")
+    r.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="default float32")
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0, help="default 0")
     r.add_argument("--model-arg", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="model hyper-parameter, e.g. --model-arg hidden=32 (repeatable)")
-    r.add_argument("--val-every", type=int, default=1, help="validate every this many epochs")
+    r.add_argument("--val-every", type=int, default=1, help="validate every this many epochs (default 1)")
     r.add_argument("--compile", action="store_true", help="torch.compile the model (useful on GPU)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
