@@ -60,9 +60,11 @@ import torch
 from torch import nn
 
 from equiv.models._potential_registry import register_potential
+from equiv.nn import Linear
 from equiv.nn.radial import RadialEmbedding
 from equiv.nn.symmetric_contraction import SymmetricContraction
 from equiv.so3 import Irrep, Irreps, clebsch_gordan, gaunt, spherical_harmonics
+from equiv.tp import FullyConnectedTensorProduct, MessagePassingTensorProduct
 
 __all__ = ["MACE"]
 
@@ -96,124 +98,58 @@ class _RadialMLP(nn.Module):
         return x
 
 
-class _IrrepsLinear(nn.Module):
-    """Equivariant linear map between mul_ir features (e3nn ``o3.Linear`` semantics, no biases).
+class _Interaction(nn.Module):
+    """Fused message passing of ``equiv.tp`` with MACE's ("cg") or the Gaunt ("gaunt") coupling.
 
-    Each output block ``(mul_out, ir)`` is ``sum_inputs x_in @ W / sqrt(sum mul_in)`` over the input
-    blocks with the same irrep, ``W ~ N(0, 1)``. With ``num_species`` the weights also depend on the
-    node's species (e3nn ``FullyConnectedTensorProduct(x, onehot(z))``: normalised by
-    ``sqrt(num_species * sum mul_in)``).
+    ``cg``: :class:`equiv.tp.MessagePassingTensorProduct` with MACE's recipe (one output block per
+    path :math:`(l_1, l_2) \to l_3` into the target irreps, e3nn normalisation), one radial weight per
+    path and channel.
 
-    Temporary, private: to be replaced by ``equiv.nn.Linear`` when it lands.
-    """
-
-    def __init__(self, irreps_in, irreps_out, num_species: int = 0):
-        super().__init__()
-        self.irreps_in, self.irreps_out = Irreps(irreps_in), Irreps(irreps_out)
-        self.num_species = num_species
-        in_slices = self.irreps_in.slices()
-        self._plan = []  # (out slice, ir dim, mul_out, [(in slice, mul_in, weight index)], norm)
-        self.weights = nn.ParameterList()
-        out_slices = self.irreps_out.slices()
-        for (mul_out, ir), so in zip(self.irreps_out, out_slices):
-            ins = [(si, mul_in) for (mul_in, ir_in), si in zip(self.irreps_in, in_slices) if ir_in == ir and mul_in > 0]
-            fan_in = sum(m for _, m in ins) * max(num_species, 1)
-            items = []
-            for si, mul_in in ins:
-                shape = (num_species, mul_in, mul_out) if num_species else (mul_in, mul_out)
-                self.weights.append(nn.Parameter(torch.randn(shape)))
-                items.append((si, mul_in, len(self.weights) - 1))
-            self._plan.append((so, ir.dim, mul_out, items, 1.0 / math.sqrt(fan_in) if fan_in else 0.0))
-
-    def forward(self, x: torch.Tensor, species: torch.Tensor | None = None) -> torch.Tensor:
-        n = x.shape[0]
-        outs = []
-        for so, d, mul_out, items, norm in self._plan:
-            y = None
-            for si, mul_in, k in items:
-                xb = x[:, si].reshape(n, mul_in, d)
-                w = self.weights[k]
-                if self.num_species:
-                    # all species at once, then each node's own: (n, S*mul_out, d) -> (n, mul_out, d)
-                    t = torch.einsum("nud,suv->nsvd", xb, w)
-                    t = t.gather(1, species.view(n, 1, 1, 1).expand(n, 1, mul_out, d)).squeeze(1)
-                else:
-                    t = torch.einsum("nud,uv->nvd", xb, w)
-                y = t if y is None else y + t
-            if y is None:
-                y = x.new_zeros(n, mul_out, d)
-            outs.append((y * norm).reshape(n, mul_out * d))
-        return torch.cat(outs, -1) if outs else x.new_zeros(n, 0)
-
-
-def _interaction_paths(irreps_node: Irreps, max_ell: int, targets: list[Irrep], tp: str):
-    """Paths (i_in, l_sh, ir_out, coefficient (d1, d2, d3) float64, weight column, output slot)."""
-    paths = []
-    if tp == "cg":
-        for i, (_, ir1) in enumerate(irreps_node):
-            for l2 in range(max_ell + 1):
-                ir2 = Irrep(l2, (-1) ** l2)
-                for ir3 in ir1 * ir2:
-                    if ir3 in targets:
-                        # e3nn "component" irrep normalisation, one path per output block: sqrt(2 l3 + 1) C
-                        c = math.sqrt(ir3.dim) * clebsch_gordan(ir1.l, l2, ir3.l, dtype=torch.float64).numpy()
-                        paths.append((i, l2, ir3, c, len(paths), len(paths)))
-        return paths, [p[2] for p in paths]
-    # gaunt: all (l1, l2) -> l3 summed into one block per l3, one weight per l2
-    outs = [ir for ir in targets]
-    for k, ir3 in enumerate(outs):
-        group = []
-        for i, (_, ir1) in enumerate(irreps_node):
-            for l2 in range(max_ell + 1):
-                ir2 = Irrep(l2, (-1) ** l2)
-                if ir3 in list(ir1 * ir2) and (ir1.l + l2 + ir3.l) % 2 == 0:
-                    group.append((i, l2, ir3, gaunt(ir1.l, l2, ir3.l, dtype=torch.float64).numpy(), l2, k))
-        # one constant per output degree (keeps the pointwise-product structure): component normalisation
-        norm2 = sum(float(np.sum(g[3] ** 2)) for g in group)
-        for i, l2, ir3_, g, w_idx, slot in group:
-            paths.append((i, l2, ir3_, g * math.sqrt(ir3.dim / norm2), w_idx, slot))
-    return paths, outs
-
-
-class _ChannelwiseConv(nn.Module):
-    """Gather -> channelwise tensor product with per-edge weights -> scatter-sum over receivers.
-
-    Temporary, unfused reference: to be replaced by the fused message passing of ``equiv.tp``.
+    ``gaunt``: the same fused engine with every path into :math:`l_3` summed into one block and the
+    Gaunt coefficients :math:`G = \int Y^{l_1} Y^{l_2} Y^{l_3}` (one constant per output degree,
+    component normalisation). The radial network gives one weight per :math:`(l_2, c)`; each path's
+    weight is that weight times :math:`\langle G, C \rangle \sqrt{(2l_3+1)/\sum\|G\|^2} / \alpha`,
+    which turns the engine's normalised Clebsch–Gordan path (:math:`\alpha C`) into the Gaunt one
+    (for :math:`l_1 + l_2 + l_3` even, :math:`G` is a multiple of :math:`C`).
     """
 
     def __init__(self, irreps_node: Irreps, max_ell: int, targets: list[Irrep], tp: str):
         super().__init__()
-        self.irreps_node = irreps_node
-        self.channels = irreps_node[0].mul
-        paths, slots = _interaction_paths(irreps_node, max_ell, targets, tp)
-        self.irreps_mid = Irreps([(self.channels, ir) for ir in slots])
-        self.num_weights = 1 + max(p[4] for p in paths)
-        self._paths = [(i, l2, ir3.dim, w_idx, slot) for i, l2, ir3, _, w_idx, slot in paths]
-        self._coeff = [p[3] for p in paths]
-        self._cache: dict = {}
-        self._in_slices = irreps_node.slices()
-        self._mid_dims = [ir.dim for ir in slots]
+        irreps_sh = Irreps([(1, Irrep(l, (-1) ** l)) for l in range(max_ell + 1)])
+        self.tp_kind, self.channels = tp, irreps_node[0].mul
+        if tp == "cg":
+            self.conv = MessagePassingTensorProduct(irreps_node, irreps_sh, filter_ir_out=targets)
+            self.num_weights = self.conv.weight_numel
+        else:
+            irreps_out = Irreps([(self.channels, ir) for ir in targets])
+            instructions = [(i, l2, k, "uvu", True)
+                            for k, ir3 in enumerate(targets)
+                            for i, (_, ir1) in enumerate(irreps_node)
+                            for l2 in range(max_ell + 1)
+                            if ir3 in list(ir1 * Irrep(l2, (-1) ** l2)) and (ir1.l + l2 + ir3.l) % 2 == 0]
+            self.conv = MessagePassingTensorProduct(irreps_node, irreps_sh, irreps_out, instructions=instructions)
+            norm2 = {}
+            for ins in self.conv.instructions:
+                l1, l2, l3 = irreps_node[ins.i_in1].ir.l, ins.i_in2, targets[ins.i_out].l
+                norm2[l3] = norm2.get(l3, 0.0) + float(gaunt(l1, l2, l3, dtype=torch.float64).pow(2).sum())
+            index, scale = [], []
+            for ins in self.conv.instructions:
+                l1, l2, l3 = irreps_node[ins.i_in1].ir.l, ins.i_in2, targets[ins.i_out].l
+                g = gaunt(l1, l2, l3, dtype=torch.float64)
+                c = clebsch_gordan(l1, l2, l3, dtype=torch.float64)
+                index.append(l2)
+                scale.append(float((g * c).sum()) * math.sqrt((2 * l3 + 1) / norm2[l3]) / ins.path_weight)
+            self.register_buffer("_path_l2", torch.tensor(index), persistent=False)
+            self._path_scale = torch.tensor(scale, dtype=torch.float64)
+            self.num_weights = (max_ell + 1) * self.channels
+        self.irreps_out = self.conv.irreps_out
 
-    def _coefficients(self, dtype, device):
-        key = (dtype, device)
-        if key not in self._cache:
-            self._cache[key] = [torch.as_tensor(c, dtype=dtype, device=device) for c in self._coeff]
-        return self._cache[key]
-
-    def forward(self, x, sh, w, sender, receiver, n_nodes):
-        e, c = sh.shape[0], self.channels
-        xe = x.index_select(0, sender)
-        w = w.view(e, self.num_weights, c)
-        coeff = self._coefficients(x.dtype, x.device)
-        slots: list = [None] * len(self._mid_dims)
-        for (i, l2, d3, w_idx, slot), cf in zip(self._paths, coeff):
-            d1 = cf.shape[0]
-            xb = xe[:, self._in_slices[i]].view(e, c, d1)
-            yb = sh[:, l2 * l2 : (l2 + 1) ** 2]
-            m = torch.einsum("eci,ej,ijk->eck", xb, yb, cf) * w[:, w_idx, :, None]
-            slots[slot] = m if slots[slot] is None else slots[slot] + m
-        msg = torch.cat([s.reshape(e, c * d) for s, d in zip(slots, self._mid_dims)], -1)
-        return msg.new_zeros(n_nodes, msg.shape[1]).index_add(0, receiver, msg)
+    def forward(self, x, sh, w, edge_index, n_nodes):
+        if self.tp_kind == "gaunt":
+            e = w.shape[0]
+            w = w.view(e, -1, self.channels).index_select(1, self._path_l2)
+            w = (w * self._path_scale.to(w.dtype).to(w.device)[None, :, None]).reshape(e, -1)
+        return self.conv(x, sh, w, edge_index, n_nodes)
 
 
 def _check_species(species) -> list[int]:
@@ -327,7 +263,8 @@ class MACE(nn.Module):
         self.register_buffer("z_to_index", lookup, persistent=False)
         self.register_buffer("atomic_energies", torch.tensor(atomic_energies, dtype=torch.get_default_dtype()))
 
-        self.embedding = nn.Parameter(torch.randn(n_species, c))  # e3nn Linear(onehot -> C x 0e)
+        node_attrs = Irreps(f"{n_species}x0e")  # one-hot species, as mace-torch's node_attrs
+        self.embedding = Linear(node_attrs, f"{c}x0e")
         self.radial = RadialEmbedding(cutoff, num_bessel, num_polynomial_cutoff)
         targets = [Irrep(l, (-1) ** l) for l in range(max_ell + 1)]
         irreps_a = Irreps([(c, ir) for ir in targets])
@@ -339,22 +276,21 @@ class MACE(nn.Module):
         irreps_h = scalars
         for t in range(num_interactions):
             last = t == num_interactions - 1
-            irreps_out = scalars if (last and num_interactions > 1) else hidden
-            if num_interactions == 1:
-                irreps_out = scalars
-            self.skips.append(_IrrepsLinear(irreps_h, irreps_out, num_species=n_species))
-            self.ups.append(_IrrepsLinear(irreps_h, irreps_h))
-            conv = _ChannelwiseConv(irreps_h, max_ell, targets, tp)
+            irreps_out = scalars if last else hidden  # the last layer keeps scalars only (as mace-torch)
+            # species-dependent self-connection: e3nn FullyConnectedTensorProduct(h, onehot(z))
+            self.skips.append(FullyConnectedTensorProduct(irreps_h, node_attrs, irreps_out))
+            self.ups.append(Linear(irreps_h, irreps_h))
+            conv = _Interaction(irreps_h, max_ell, targets, tp)
             self.convs.append(conv)
-            self.radial_mlps.append(_RadialMLP([num_bessel] + radial_mlp + [conv.num_weights * c]))
-            self.linears.append(_IrrepsLinear(conv.irreps_mid, irreps_a))
+            self.radial_mlps.append(_RadialMLP([num_bessel] + radial_mlp + [conv.num_weights]))
+            self.linears.append(Linear(conv.irreps_out, irreps_a))
             self.products.append(SymmetricContraction(irreps_a, irreps_out, correlation, n_species))
-            self.product_linears.append(_IrrepsLinear(irreps_out, irreps_out))
+            self.product_linears.append(Linear(irreps_out, irreps_out))
             if last:
-                self.readouts.append(nn.ModuleList([_IrrepsLinear(irreps_out, f"{readout_hidden}x0e"),
-                                                    _IrrepsLinear(f"{readout_hidden}x0e", "1x0e")]))
+                self.readouts.append(nn.ModuleList([Linear(irreps_out, f"{readout_hidden}x0e"),
+                                                    Linear(f"{readout_hidden}x0e", "1x0e")]))
             else:
-                self.readouts.append(nn.ModuleList([_IrrepsLinear(irreps_out, "1x0e")]))
+                self.readouts.append(nn.ModuleList([Linear(irreps_out, "1x0e")]))
             irreps_h = irreps_out
 
     def species_index(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
@@ -376,13 +312,14 @@ class MACE(nn.Module):
         sh = spherical_harmonics(list(range(self.max_ell + 1)), vec, normalize=True, normalization="component")
         edge_feats = self.radial(vec.norm(dim=-1))
         dtype = batch.positions.dtype
-        h = self.embedding.to(dtype)[species] / math.sqrt(len(self.species))
+        onehot = torch.nn.functional.one_hot(species, len(self.species)).to(dtype)
+        h = self.embedding(onehot)
         node_energy = self.atomic_energies.to(dtype)[species]
         inter = torch.zeros_like(node_energy)
         for t in range(len(self.convs)):
-            sc = self.skips[t](h, species)
+            sc = self.skips[t](h, onehot)
             w = self.radial_mlps[t](edge_feats)
-            msg = self.convs[t](self.ups[t](h), sh, w, sender, receiver, n)
+            msg = self.convs[t](self.ups[t](h), sh, w, batch.edge_index, n)
             a = self.linears[t](msg) / self.avg_num_neighbors
             h = self.product_linears[t](self.products[t](a, species)) + sc
             readout = self.readouts[t]
