@@ -54,6 +54,7 @@ __all__ = [
     "NBodyDataset",
     "cache_dir",
     "charged_energy",
+    "dataset_fingerprint",
     "generate_charged",
     "simulate_charged",
 ]

@@ -289,9 +289,11 @@ def _device(name: str) -> torch.device:
 def _load_task(cfg: dict, dtype: torch.dtype, device: torch.device):
     from equiv.data.nbody import NBodyDataset, generate_charged
 
+    from equiv.data.nbody import dataset_fingerprint
+
     data = generate_charged(seed=cfg["data_seed"], subset=(cfg["num_train"], cfg["num_valid"], cfg["num_test"]),
                             progress=cfg["progress"])
-    out = {}
+    out = {"fingerprints": {s: dataset_fingerprint(data[s]) for s in ("train", "valid", "test")}}
     for split, n in (("train", cfg["num_train"]), ("valid", cfg["num_valid"]), ("test", cfg["num_test"])):
         ds = NBodyDataset(split, data=data, max_samples=n, dtype=dtype)
         out[split] = tuple(t.to(device) for t in ds.tensors())
@@ -451,7 +453,7 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
                                        "num_valid", "num_test", "augment", "seed", "dtype", "data_seed",
                                        "val_every", "compile", "time_limit", "patience")},
         device=str(device) + ("" if device.type != "cuda" else f" ({torch.cuda.get_device_name(device)})"),
-        threads=torch.get_num_threads(), torch=torch.__version__,
+        threads=torch.get_num_threads(), torch=torch.__version__, data_fingerprints=task["fingerprints"],
         checkpoint=str(best_path),
     )
     results = Path(cfg["results"])
