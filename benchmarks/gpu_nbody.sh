@@ -6,7 +6,7 @@
 #   RESUME=1 LIMIT=450 bash benchmarks/gpu_nbody.sh                                      # continue
 #
 # Runs from a source checkout without installing (PYTHONPATH=src). Writes runs/ and
-# benchmarks/results/nbody_*; with $OUT set, packs them into $OUT/nbody_runs.tgz.
+# benchmarks/results/nbody_*_gpu.*; with $OUT set, packs them into $OUT/nbody_runs.tgz.
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
@@ -22,13 +22,14 @@ from equiv.data.nbody import generate_charged
 generate_charged(); print(f'data ready in {time.time()-t:.1f} s')"
 for m in $MODELS; do
   extra=""
-  [ -n "${RESUME:-}" ] && [ -f "runs/bench-nbody-$m/checkpoint.pt" ] && extra="--resume"
-  python3 benchmarks/nbody.py --model "$m" --device cuda --time-limit "$LIMIT" $extra > "runs/nbody_$m.log" 2>&1 &
+  [ -n "${RESUME:-}" ] && [ -f "runs/bench-nbody_${m//-/_}_gpu/checkpoint.pt" ] && extra="--resume"
+  python3 benchmarks/nbody.py --model "$m" --tag _gpu --device cuda --time-limit "$LIMIT" $extra \
+    > "runs/nbody_$m.log" 2>&1 &
 done
 if [ -z "${RESUME:-}" ]; then python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15; fi
 wait
 for m in $MODELS; do echo "== $m"; tr '\r' '\n' < "runs/nbody_$m.log" | grep -v "it/s\|s/epoch\]" | tail -6; done
 if [ -n "${OUT:-}" ]; then
-  tar czf "$OUT/nbody_runs.tgz" runs/bench-nbody-* runs/nbody_*.log benchmarks/results/nbody* 2>/dev/null
+  tar czf "$OUT/nbody_runs.tgz" runs/bench-nbody_*_gpu runs/nbody_*.log benchmarks/results/nbody*_gpu* 2>/dev/null
   ls -la "$OUT"
 fi
