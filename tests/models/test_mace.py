@@ -195,3 +195,44 @@ def test_docstring_examples():
 
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_same_energies_and_forces_as_mace_torch_with_converted_weights(tmp_path):
+    """A mace-torch ScaleShiftMACE and MACE.from_mace_torch(it) give the same energies and forces."""
+    pytest.importorskip("mace.modules")
+    from e3nn import o3
+    from mace import modules
+
+    from equiv.train.saved_model import load_potential, save_potential
+
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(3)
+        block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
+        ref = modules.ScaleShiftMACE(
+            r_max=3.0, num_bessel=6, num_polynomial_cutoff=5, max_ell=2, interaction_cls=block,
+            interaction_cls_first=block, num_interactions=2, num_elements=3, hidden_irreps=o3.Irreps("4x0e + 4x1o"),
+            MLP_irreps=o3.Irreps("4x0e"), atomic_energies=[-13.6, -1029.0, -2041.0], avg_num_neighbors=4.0,
+            atomic_numbers=[1, 6, 8], correlation=3, gate=torch.nn.functional.silu, atomic_inter_scale=0.7,
+            atomic_inter_shift=0.1, radial_MLP=[8, 8])
+    finally:
+        torch.set_default_dtype(prev)
+    ours = MACE.from_mace_torch(ref)
+    assert ours.hparams["num_bessel"] == 6 and ours.hparams["radial_mlp"] == [8, 8]
+    data = [AtomicData(positions=_molecule(7, seed=s)[0], atomic_numbers=_molecule(7, seed=s)[1]).with_graph(3.0)
+            for s in range(2)]
+    batch = collate(data)
+    z = torch.tensor([1, 6, 8])
+    inputs = dict(positions=batch.positions.clone(), node_attrs=(batch.atomic_numbers[:, None] == z).double(),
+                  edge_index=batch.edge_index, shifts=batch.shifts, unit_shifts=batch.unit_shifts.double(),
+                  cell=batch.cell.reshape(-1, 3), batch=batch.batch, ptr=batch.ptr)
+    want = ref(inputs, training=False, compute_force=True)
+    got = predict_properties(ours, batch)
+    assert (want["energy"] - got["energy"]).abs().max() < 1e-9
+    assert (want["forces"] - got["forces"]).abs().max() < 1e-9
+    assert want["forces"].abs().max() > 1e-3
+    # the converted model (incl. e3nn's activation constant) survives save/load
+    save_potential(ours, tmp_path / "converted.pt")
+    again = predict_properties(load_potential(tmp_path / "converted.pt"), batch)
+    torch.testing.assert_close(again["energy"], got["energy"], atol=0, rtol=0)

@@ -53,6 +53,7 @@ torch.Size([1])
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -79,22 +80,18 @@ def _silu_second_moment_norm() -> float:
 _SILU_NORM = _silu_second_moment_norm()
 
 
-def _nsilu(x: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.silu(x) * _SILU_NORM
-
-
 class _RadialMLP(nn.Module):
-    """e3nn FullyConnectedNet: bias-free layers x @ W / sqrt(fan_in), W ~ N(0, 1), normalised SiLU."""
+    """e3nn FullyConnectedNet: bias-free layers x @ W / sqrt(fan_in), W ~ N(0, 1), SiLU times ``act_norm``."""
 
     def __init__(self, dims: list[int]):
         super().__init__()
         self.weights = nn.ParameterList([nn.Parameter(torch.randn(a, b)) for a, b in zip(dims[:-1], dims[1:])])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, act_norm: float) -> torch.Tensor:
         for k, w in enumerate(self.weights):
             x = x @ (w / math.sqrt(w.shape[0]))
             if k < len(self.weights) - 1:
-                x = _nsilu(x)
+                x = torch.nn.functional.silu(x) * act_norm
         return x
 
 
@@ -150,6 +147,26 @@ class _Interaction(nn.Module):
             w = w.view(e, -1, self.channels).index_select(1, self._path_l2)
             w = (w * self._path_scale.to(w.dtype).to(w.device)[None, :, None]).reshape(e, -1)
         return self.conv(x, sh, w, edge_index, n_nodes)
+
+
+def _map_symmetric_contraction(ref, ours: SymmetricContraction) -> None:
+    """Copy mace-torch SymmetricContraction weights into ours (least-squares change of basis)."""
+    for j, contraction in enumerate(ref.contractions):
+        dl = ours.irreps_out[j].ir.dim
+        mapped = []
+        for nu, u_ours in enumerate(ours.coupling_tensors(j), start=1):
+            u_ref = getattr(contraction, f"U_matrix_{nu}").detach().double()
+            if dl == 1 and u_ref.dim() == nu + 1:
+                u_ref = u_ref.unsqueeze(0)
+            perms = list(itertools.permutations(range(nu)))
+            u_sym = sum(u_ref.permute((0,) + tuple(1 + p for p in perm) + (nu + 1,)) for perm in perms) / len(perms)
+            a_mat, b_mat = u_ours.reshape(-1, u_ours.shape[-1]), u_sym.reshape(-1, u_ref.shape[-1])
+            coef = torch.linalg.lstsq(a_mat, b_mat).solution
+            if (a_mat @ coef - b_mat).abs().max() > 1e-8:
+                raise ValueError("mace_model: a symmetric-contraction coupling tensor is outside equiv's basis")
+            w_ref = contraction.weights_max if nu == ours.correlation else contraction.weights[ours.correlation - 1 - nu]
+            mapped.append(torch.einsum("kq,sqc->skc", coef, w_ref.detach().double()))
+        ours.weights[j].copy_(torch.cat(mapped, 1).to(ours.weights[j].dtype))
 
 
 def _check_species(species) -> list[int]:
@@ -261,8 +278,11 @@ class MACE(nn.Module):
         lookup = torch.full((119,), -1, dtype=torch.long)
         lookup[torch.tensor(species)] = torch.arange(n_species)
         self.register_buffer("z_to_index", lookup, persistent=False)
-        self.register_buffer("atomic_energies", torch.tensor(atomic_energies, dtype=torch.get_default_dtype()))
+        self.register_buffer("atomic_energies", torch.tensor(atomic_energies, dtype=torch.float64))  # eV, exact
 
+        #: SiLU normalisation 1/sqrt(E[silu(z)^2]) (exact; a converted mace-torch model keeps e3nn's
+        #: Monte-Carlo estimate). Saved with the weights (``get_extra_state``).
+        self.act_norm = _SILU_NORM
         node_attrs = Irreps(f"{n_species}x0e")  # one-hot species, as mace-torch's node_attrs
         self.embedding = Linear(node_attrs, f"{c}x0e")
         self.radial = RadialEmbedding(cutoff, num_bessel, num_polynomial_cutoff)
@@ -318,7 +338,7 @@ class MACE(nn.Module):
         inter = torch.zeros_like(node_energy)
         for t in range(len(self.convs)):
             sc = self.skips[t](h, onehot)
-            w = self.radial_mlps[t](edge_feats)
+            w = self.radial_mlps[t](edge_feats, self.act_norm)
             msg = self.convs[t](self.ups[t](h), sh, w, batch.edge_index, n)
             a = self.linears[t](msg) / self.avg_num_neighbors
             h = self.product_linears[t](self.products[t](a, species)) + sc
@@ -326,11 +346,100 @@ class MACE(nn.Module):
             if len(readout) == 1:
                 e = readout[0](h)
             else:
-                e = readout[1](_nsilu(readout[0](h)))
+                e = readout[1](torch.nn.functional.silu(readout[0](h)) * self.act_norm)
             inter = inter + e.squeeze(-1)
         node_energy = node_energy + self.shift + self.scale * inter
         energy = node_energy.new_zeros(batch.num_graphs).index_add(0, batch.batch, node_energy)
         return {"energy": energy, "node_energy": node_energy}
+
+    def get_extra_state(self) -> torch.Tensor:
+        """The SiLU normalisation constant, saved with the weights (a float64 tensor)."""
+        return torch.tensor([self.act_norm], dtype=torch.float64)
+
+    def set_extra_state(self, state) -> None:
+        self.act_norm = float(torch.as_tensor(state, dtype=torch.float64).reshape(-1)[0])
+
+    @classmethod
+    def from_mace_torch(cls, mace_model) -> "MACE":
+        r"""An equiv ``MACE`` computing the same function as a mace-torch model (same weights).
+
+        Supported: mace-torch ``MACE`` / ``ScaleShiftMACE`` (0.3.x) with
+        ``RealAgnosticResidualInteractionBlock`` in every layer (mace-torch's default), Bessel
+        radial basis, one head, no pair repulsion or extra embeddings. Every weight is copied in
+        e3nn's layout (embedding, linear layers, radial MLPs, self-connections, read-outs); the
+        symmetric-contraction weights are mapped onto equiv's non-redundant basis: mace-torch's
+        coupling tensors :math:`U'` are symmetrised and expressed in equiv's basis by least squares
+        (exact, the spaces are equal; see :mod:`equiv.nn.symmetric_contraction`),
+        :math:`W = a\,W'` with :math:`\mathrm{sym}(U') = U a`.
+
+        Parameters
+        ----------
+        mace_model : torch.nn.Module
+            A mace-torch model.
+
+        Returns
+        -------
+        MACE
+            In the dtype of ``mace_model``'s parameters, ``tp="cg"``.
+
+        Raises
+        ------
+        ValueError
+            An unsupported mace-torch configuration (the message says which part).
+        """
+        m = mace_model
+        name = type(m).__name__
+        if name not in ("MACE", "ScaleShiftMACE"):
+            raise ValueError(f"mace_model: expected a mace-torch MACE or ScaleShiftMACE, got {name}")
+        blocks = {type(b).__name__ for b in m.interactions}
+        if blocks != {"RealAgnosticResidualInteractionBlock"}:
+            raise ValueError(f"mace_model: only RealAgnosticResidualInteractionBlock layers are supported, got {blocks}")
+        if hasattr(m, "pair_repulsion") or hasattr(m, "joint_embedding") or len(getattr(m, "heads", [0])) != 1:
+            raise ValueError("mace_model: pair repulsion, joint embeddings and multiple heads are not supported")
+        rad = m.radial_embedding
+        if type(rad.bessel_fn).__name__ != "BesselBasis" or hasattr(rad, "distance_transform") or \
+                not getattr(rad, "apply_cutoff", True):
+            raise ValueError("mace_model: only the Bessel radial basis with the polynomial cut-off is supported")
+        dtype = next(m.parameters()).dtype
+        t_max = len(m.interactions)
+        hidden = str(m.products[0].linear.irreps_out)  # scalars only when there is a single layer
+        e0 = m.atomic_energies_fn.atomic_energies.detach().double().reshape(-1).tolist()
+        scale, shift = 1.0, 0.0
+        if hasattr(m, "scale_shift"):
+            scale = float(m.scale_shift.scale.detach().reshape(-1)[0])
+            shift = float(m.scale_shift.shift.detach().reshape(-1)[0])
+        fc = m.interactions[0].conv_tp_weights
+        hparams = dict(
+            species=[int(z) for z in m.atomic_numbers.tolist()], cutoff=float(m.r_max), atomic_energies=e0,
+            avg_num_neighbors=float(m.interactions[0].avg_num_neighbors), scale=scale, shift=shift,
+            hidden_irreps=hidden, max_ell=int(Irreps(str(m.spherical_harmonics.irreps_out)).lmax),
+            correlation=int(m.products[0].symmetric_contractions.contractions[0].correlation),
+            num_interactions=t_max, num_bessel=int(rad.bessel_fn.bessel_weights.numel()),
+            num_polynomial_cutoff=int(rad.cutoff_fn.p), radial_mlp=[int(h) for h in fc.hs[1:-1]],
+            readout_hidden=int(Irreps(str(m.readouts[-1].linear_1.irreps_out)).dim), tp="cg")
+        out = cls(**hparams).to(dtype)
+        with torch.no_grad():
+            out.radial.bessel.frequencies.copy_(rad.bessel_fn.bessel_weights)
+            out.act_norm = float(m.readouts[-1].non_linearity.acts[0].cst)
+            out.embedding.weight.copy_(m.node_embedding.linear.weight)
+            for t, (inter, prod) in enumerate(zip(m.interactions, m.products)):
+                out.ups[t].weight.copy_(inter.linear_up.weight)
+                for k, w in enumerate(out.radial_mlps[t].weights):
+                    w.copy_(getattr(inter.conv_tp_weights, f"layer{k}").weight)
+                if out.convs[t].irreps_out != Irreps(str(inter.conv_tp.irreps_out)):
+                    raise ValueError(f"mace_model: interaction {t} has irreps {inter.conv_tp.irreps_out}, "
+                                     f"expected {out.convs[t].irreps_out}")
+                out.linears[t].weight.copy_(inter.linear.weight)
+                out.skips[t].weight.copy_(inter.skip_tp.weight)
+                out.product_linears[t].weight.copy_(prod.linear.weight)
+                _map_symmetric_contraction(prod.symmetric_contractions, out.products[t])
+            for t, readout in enumerate(m.readouts):
+                if hasattr(readout, "linear"):
+                    out.readouts[t][0].weight.copy_(readout.linear.weight)
+                else:
+                    out.readouts[t][0].weight.copy_(readout.linear_1.weight)
+                    out.readouts[t][1].weight.copy_(readout.linear_2.weight)
+        return out
 
     def extra_repr(self) -> str:
         h = self.hparams
