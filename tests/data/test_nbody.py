@@ -175,6 +175,11 @@ def test_cache_roundtrip(tmp_path, monkeypatch):
     for split in a:
         for x, y in zip(a[split], b[split]):
             np.testing.assert_array_equal(x, y)
+    # a subset is sliced from the cached full dataset, without simulating again
+    monkeypatch.setattr(nbody, "_simulate_split", None)
+    c = generate_charged(2, 1, 1, seed=5, steps=300, subset=(1, 1, 0), progress=False)
+    np.testing.assert_array_equal(c["train"].positions, a["train"].positions[:1])
+    assert c["test"].positions.shape[0] == 0
 
 
 def test_simulate_charged_batched_equals_single_and_field():

@@ -76,3 +76,9 @@ def test_val_every_and_time_limit(tmp_path):
     assert r["epochs_run"] == 3 and r["best_epoch"] in (2, 3)
     r = train_nbody(SMALL, epochs=50, val_every=5, time_limit=0.0, out=str(tmp_path / "t"))
     assert r["epochs_run"] == 1 and r["stop_reason"] == "time_limit" and r["best_epoch"] == 1
+
+
+def test_time_limit_counts_this_call_on_resume(tmp_path):
+    train_nbody(SMALL, epochs=50, time_limit=0.0, out=str(tmp_path / "r"))
+    r = train_nbody(SMALL, epochs=50, time_limit=0.0, out=str(tmp_path / "r"), resume=True)
+    assert r["epochs_run"] == 2  # one more epoch, although the total time exceeds the limit

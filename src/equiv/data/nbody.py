@@ -482,17 +482,17 @@ def generate_charged(
     if steps % record_every != 0:
         raise ValueError(f"steps ({steps}) must be a multiple of record_every ({record_every}), as in "
                          "the reference simulator")
-    key = f"charged5_initvel1small-seed{seed}-{num_train}-{num_valid}-{num_test}-{steps}-{record_every}"
-    if keep != counts:
-        key += "-subset" + "-".join(str(k) for k in keep.values())
-    key += f"-v{_CACHE_VERSION}"
-    path = cache_dir() / f"nbody-{key}.npz"
-    if cache and path.is_file():
-        try:
-            with np.load(path) as f:
-                return {s: NBodySplit(*(f[f"{s}_{k}"] for k in NBodySplit._fields)) for s in counts}
-        except (OSError, KeyError, ValueError):
-            pass  # unreadable cache: regenerate
+    base = f"charged5_initvel1small-seed{seed}-{num_train}-{num_valid}-{num_test}-{steps}-{record_every}"
+    subset_tag = "" if keep == counts else "-subset" + "-".join(str(k) for k in keep.values())
+    path = cache_dir() / f"nbody-{base}{subset_tag}-v{_CACHE_VERSION}.npz"
+    full_path = cache_dir() / f"nbody-{base}-v{_CACHE_VERSION}.npz"
+    for candidate in (path, full_path) if cache else ():
+        if candidate.is_file():  # the exact file, or the full dataset to slice a subset from
+            try:
+                with np.load(candidate) as f:
+                    return {s: NBodySplit(*(f[f"{s}_{k}"][: keep[s]] for k in NBodySplit._fields)) for s in counts}
+            except (OSError, KeyError, ValueError):
+                pass  # unreadable cache: regenerate
     num_frames = steps // record_every - 1
     rs = np.random.RandomState(seed)
     drawn = {s: _draw_initial_states(rs, c, NUM_PARTICLES, num_frames) for s, c in counts.items()}

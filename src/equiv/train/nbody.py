@@ -308,7 +308,7 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
     ``batch_size``, ``scheduler`` (none, cosine), ``clip`` (gradient-norm clip), ``num_train``,
     ``num_valid``, ``num_test``, ``augment`` (none, rotation, o3: random rotations/reflections of each
     training system), ``out`` (run folder), ``results`` (JSON path), ``resume``, ``device``, ``seed``,
-    ``dtype``, ``threads``, ``time_limit`` (seconds of training before stopping), ``patience`` (epochs
+    ``dtype``, ``threads``, ``time_limit`` (seconds of training in this call), ``patience`` (epochs
     without validation improvement before stopping), ``val_every`` (validate every this many epochs),
     ``compile`` (``torch.compile`` the model), ``model_kwargs``, ``progress``.
     """
@@ -369,11 +369,14 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
         progress = tqdm(total=cfg["epochs"], initial=state["epoch"], desc=f"nbody {cfg['model']}", unit="epoch",
                         dynamic_ncols=True)
     stalled = state["epoch"] - (state["best_epoch"] or 0)
-    t_start = time.perf_counter() - state["elapsed"]
+    t_call = time.perf_counter()
+    t_start = t_call - state["elapsed"]
+    first_epoch = state["epoch"]
     stop_reason = "epochs"
     while state["epoch"] < cfg["epochs"]:
-        if (cfg["time_limit"] is not None and state["epoch"] > 0
-                and time.perf_counter() - t_start >= cfg["time_limit"]):
+        # the time limit counts this call only: "--resume --time-limit 600" trains 600 s more
+        if (cfg["time_limit"] is not None and state["epoch"] > first_epoch
+                and time.perf_counter() - t_call >= cfg["time_limit"]):
             stop_reason = "time_limit"
             break
         t_epoch = time.perf_counter()
@@ -508,7 +511,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--clip", type=float, default=None, help="gradient-norm clip (0: off)")
     g.add_argument("--patience", type=int, default=None,
                    help="stop after this many epochs without validation improvement (default: never)")
-    g.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds of training")
+    g.add_argument("--time-limit", type=float, default=None,
+                   help="stop after this many seconds of training in this call (with --resume: seconds more)")
     g.add_argument("--augment", choices=["none", "rotation", "o3"], default="none",
                    help="random rotations (o3: and reflections) of training systems, for non-equivariant "
                         "models (default none)")
