@@ -15,7 +15,7 @@ def test_nero_digits_report(tmp_path, capsys):
     ckpt = tmp_path / "digits.pt"
     save_digits_checkpoint(ckpt, DigitsCNN(channels=4), {"note": "untrained"})
     out = tmp_path / "report"
-    rc = main(["nero", str(ckpt), "--out", str(out), "--samples", "12", "--num-points", "8", "--sample-plots", "2"])
+    rc = main(["nero", str(ckpt), "--out", str(out), "--samples", "12", "--num-points", "8", "--sample-plots", "1"])
     assert rc == 0
     page = (out / "report.md").read_text()
     assert "so2_confidence_truth.png" in page and "so2_accuracy_consensus.png" in page

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from equiv.groups import O2, O3, Rep
+from equiv.symmetry import assert_equivariant
 from equiv.symmetry import EquivariantProjector, GatedMLP, GatedNonlinearity, GatedProducts, SoftEquivariance, make_equivariant_
 
 REP_IN = 3 * Rep.scalar() + 2 * Rep.vector()
@@ -115,8 +116,9 @@ def test_gated_mlp_exactly_equivariant(group, dtype):
     x = torch.randn(16, REP_IN.dim, dtype=dtype)
     g = G.sample(1, dtype=dtype)[0]
     tol = 1e-4 if dtype == torch.float32 else 1e-11
-    lhs = model(G.act(g, x, REP_IN))
-    rhs = G.act(g, model(x), REP_OUT)
+    with torch.no_grad():
+        lhs = model(G.act(g, x, REP_IN))
+        rhs = G.act(g, model(x), REP_OUT)
     assert (lhs - rhs).abs().max() < tol * max(1.0, float(rhs.abs().max()))
     # an unconstrained one is not
     free = _model(dtype)
@@ -129,6 +131,11 @@ def test_gated_mlp_with_irreps_is_o3_equivariant():
     G = O3()
     for g in G.sample(3, dtype=torch.float64):
         assert torch.allclose(model(G.act(g, x, "3x0e + 2x1o")), G.act(g, model(x), "1x1o + 1x2e"), atol=1e-11)
+    # and with the library-wide checker (rotations and inversion, float64)
+    assert_equivariant(model, [x], ["3x0e + 2x1o"], ["1x1o + 1x2e"], group="O(3)", translations=False)
+    free = GatedMLP("3x0e + 2x1o", "4x0e + 2x1o + 1x1e + 1x2e", "1x1o + 1x2e", num_hidden=2).double()
+    with pytest.raises(AssertionError):
+        assert_equivariant(free, [x], ["3x0e + 2x1o"], ["1x1o + 1x2e"], group="O(3)", translations=False)
 
 
 def test_gated_nonlinearity():
