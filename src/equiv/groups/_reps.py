@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import scipy.linalg
 import torch
 
 __all__ = ["Rep", "TensorRep", "IrrepRep", "as_rep"]
@@ -51,6 +50,8 @@ class _Base:
 
         Exact (to rounding) for ``t`` small enough that the logarithm is the principal one.
         """
+        import scipy.linalg
+
         A64 = A.detach().to(torch.float64).cpu()
         scale = float(torch.linalg.matrix_norm(A64, ord=2)) or 1.0
         t = 0.25 / (scale * (1 + self._degree()))
@@ -163,18 +164,23 @@ class IrrepRep(_Base):
         return Irrep(self.l, self.p).D_from_matrix(Q)
 
     def lie(self, A: torch.Tensor) -> torch.Tensor:
-        return _irrep_lie(self.l, self.p, tuple(A.detach().to(torch.float64).cpu().reshape(-1).tolist())).to(
-            dtype=A.dtype, device=A.device
-        )
+        """:math:`d\\rho(A) = \\sum_a \\omega_a G_a` for antisymmetric ``A`` with axial vector :math:`\\omega`,
+        ``G_a`` the irrep's generators (:func:`equiv.so3.so3_generators`, e3nn basis)."""
+        _check_square(A, 3, "A")
+        if (A + A.transpose(-1, -2)).abs().max() > 1e-9 * max(1.0, float(A.abs().max())):
+            raise ValueError(f"IrrepRep({self.l}, {self.p}).lie: A is not antisymmetric; irreps are O(3) representations only")
+        omega = torch.stack([A[2, 1], A[0, 2], A[1, 0]])
+        return torch.einsum("a,aij->ij", omega, _irrep_generators(self.l).to(dtype=A.dtype, device=A.device))
 
     def __str__(self) -> str:
         return f"{self.l}{'e' if self.p == 1 else 'o'}"
 
 
-@lru_cache(maxsize=256)
-def _irrep_lie(l: int, p: int, A_flat: tuple) -> torch.Tensor:
-    A = torch.tensor(A_flat, dtype=torch.float64).reshape(3, 3)
-    return _Base.lie(IrrepRep(l, p), A)
+@lru_cache(maxsize=64)
+def _irrep_generators(l: int) -> torch.Tensor:
+    from equiv.so3 import so3_generators
+
+    return torch.as_tensor(so3_generators(l), dtype=torch.float64)
 
 
 def _check_square(M: torch.Tensor, d: int, name: str) -> None:
