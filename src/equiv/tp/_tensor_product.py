@@ -237,6 +237,15 @@ class TensorProduct(torch.nn.Module):
             for (mode, mul), items in groups.items()
         ]
         self._generic_cg: dict = {}
+        # Coefficients of the generic paths are built here, not in forward: torch.compile (inductor)
+        # must not trace several `clebsch_gordan` constant calls in one graph.
+        self._generic_cg64 = {
+            self.instructions.index(ins): so3.clebsch_gordan(
+                self.irreps_in1[ins.i_in1].ir.l, self.irreps_in2[ins.i_in2].ir.l, self.irreps_out[ins.i_out].ir.l,
+                dtype=torch.float64,
+            ) * ins.path_weight
+            for ins, _ in self._generic
+        }
         self._slices1, self._slices2 = self.irreps_in1.slices(), self.irreps_in2.slices()
         self._triu: dict = {}
 
@@ -358,8 +367,7 @@ class TensorProduct(torch.nn.Module):
         key = (self.instructions.index(ins), dtype, device)
         c = self._generic_cg.get(key)
         if c is None:
-            l1, l2, l3 = (self.irreps_in1[ins.i_in1].ir.l, self.irreps_in2[ins.i_in2].ir.l, self.irreps_out[ins.i_out].ir.l)
-            c = (so3.clebsch_gordan(l1, l2, l3, dtype=torch.float64) * ins.path_weight).to(dtype=dtype, device=device)
+            c = self._generic_cg64[key[0]].to(dtype=dtype, device=device)
             self._generic_cg[key] = c
         return c
 
