@@ -236,3 +236,25 @@ def test_same_energies_and_forces_as_mace_torch_with_converted_weights(tmp_path)
     save_potential(ours, tmp_path / "converted.pt")
     again = predict_properties(load_potential(tmp_path / "converted.pt"), batch)
     torch.testing.assert_close(again["energy"], got["energy"], atol=0, rtol=0)
+    # the mace-torch weights were copied as they are (same coupling paths) ...
+    w_ref = ref.products[0].symmetric_contractions.contractions[0].weights_max
+    torch.testing.assert_close(ours.products[0].weights[0][:, -w_ref.shape[1]:].double(), w_ref.detach())
+    # ... and mapping them onto the non-redundant basis gives the same function too
+    basis = predict_properties(MACE.from_mace_torch(ref, product_weights="basis"), batch)
+    assert (want["energy"] - basis["energy"]).abs().max() < 1e-9
+    assert (want["forces"] - basis["forces"]).abs().max() < 1e-9
+
+
+def test_basis_product_weights_same_function_fewer_parameters():
+    paths, basis = _model(), _model(product_weights="basis")
+    assert sum(p.numel() for p in basis.parameters()) < sum(p.numel() for p in paths.parameters())
+    with torch.no_grad():  # same basis weights -> same model
+        for sp, sb in zip(paths.products, basis.products):
+            for wb, w in zip(sb.weights, sp.basis_weights()):
+                wb.copy_(w)
+        for (name, p), (_, q) in zip(paths.named_parameters(), basis.named_parameters()):
+            if "products" not in name:
+                q.copy_(p)
+    pos, z = _molecule()
+    b = _batch(pos, z, _full_graph(len(z)))
+    torch.testing.assert_close(basis(b)["energy"], paths(b)["energy"], atol=1e-10, rtol=0)

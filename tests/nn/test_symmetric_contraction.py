@@ -112,7 +112,7 @@ def test_species_grouped_and_all_species_paths_agree(monkeypatch):
 
 def test_component_normalisation():
     # each basis polynomial has E|B|^2 / (2L+1) = 1 for standard normal inputs (checked by sampling)
-    sc = SymmetricContraction("16x0e + 16x1o + 16x2e", "16x0e + 16x1o", correlation=3).double()
+    sc = SymmetricContraction("16x0e + 16x1o + 16x2e", "16x0e + 16x1o", correlation=3, parametrization="basis").double()
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(3000, sc.irreps_in.dim, generator=gen, dtype=torch.float64)
     with torch.no_grad():
@@ -143,7 +143,8 @@ def test_agrees_with_mace_torch_given_mapped_weights():
                                            num_elements=n_el)
     finally:
         torch.set_default_dtype(prev)
-    ours = SymmetricContraction(irreps_in, irreps_out, correlation=corr, num_species=n_el).double()
+    ours = SymmetricContraction(irreps_in, irreps_out, correlation=corr, num_species=n_el,
+                                parametrization="basis").double()
     mace_params = total_ours = 0
     with torch.no_grad():
         for j, contraction in enumerate(ref.contractions):
@@ -176,6 +177,36 @@ def test_agrees_with_mace_torch_given_mapped_weights():
     want = ref(x_mace, torch.nn.functional.one_hot(species, n_el).double())
     got = ours(x, species)
     torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+
+
+def test_path_parametrization_is_mace_torchs():
+    """parametrization="paths": the same coupling-path tensors as mace-torch (derived here from
+    equiv.so3 alone), so mace-torch's weights copy over unchanged and give the same outputs."""
+    mace_sc = pytest.importorskip("mace.modules.symmetric_contraction")
+    from e3nn import o3
+
+    irreps_in, irreps_out = Irreps("3x0e + 3x1o + 3x2e"), Irreps("3x0e + 3x1o")
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        ref = mace_sc.SymmetricContraction(o3.Irreps(str(irreps_in)), o3.Irreps(str(irreps_out)), correlation=3,
+                                           num_elements=2)
+    finally:
+        torch.set_default_dtype(prev)
+    ours = SymmetricContraction(irreps_in, irreps_out, correlation=3, num_species=2).double()
+    assert ours.parametrization == "paths"
+    with torch.no_grad():
+        for j, contraction in enumerate(ref.contractions):
+            for nu, t in enumerate(ours.path_tensors(j), start=1):
+                u_ref = getattr(contraction, f"U_matrix_{nu}")
+                torch.testing.assert_close(t, u_ref.reshape(t.shape), atol=1e-12, rtol=0)
+            ours.weights[j].copy_(torch.cat([contraction.weights[1], contraction.weights[0], contraction.weights_max], 1))
+    x = irreps_in.randn(6, -1, dtype=torch.float64)
+    species = torch.tensor([0, 1, 1, 0, 1, 0])
+    x_mace = torch.cat([x[:, s].reshape(6, 3, ir.dim) for s, (_, ir) in zip(irreps_in.slices(), irreps_in)], -1)
+    want = ref(x_mace, torch.nn.functional.one_hot(species, 2).double())
+    torch.testing.assert_close(ours(x, species), want, atol=1e-12, rtol=1e-12)
+    assert ours.num_weights == {"0e": [1, 3, 11], "1o": [1, 4, 21]}
 
 
 def test_gradcheck_double_backward():

@@ -150,23 +150,38 @@ class _Interaction(nn.Module):
 
 
 def _map_symmetric_contraction(ref, ours: SymmetricContraction) -> None:
-    """Copy mace-torch SymmetricContraction weights into ours (least-squares change of basis)."""
+    """Copy mace-torch SymmetricContraction weights into ours.
+
+    ``parametrization="paths"``: equiv's path tensors are mace-torch's (checked), so the weights copy
+    over. ``"basis"`` (or any mismatch): the function is mapped, W = a W' with sym(U') = U a.
+    """
     for j, contraction in enumerate(ref.contractions):
         dl = ours.irreps_out[j].ir.dim
+        w_ref = [contraction.weights_max if nu == ours.correlation else contraction.weights[ours.correlation - 1 - nu]
+                 for nu in range(1, ours.correlation + 1)]
+        u_refs = []
+        for nu in range(1, ours.correlation + 1):
+            u = getattr(contraction, f"U_matrix_{nu}").detach().double()
+            u_refs.append(u.unsqueeze(0) if dl == 1 and u.dim() == nu + 1 else u)
+        if ours.parametrization == "paths":
+            mine = ours.path_tensors(j)
+            if all(a.shape == b.shape and torch.allclose(a, b, atol=1e-10) for a, b in zip(mine, u_refs)):
+                ours.weights[j].copy_(torch.cat([w.detach() for w in w_ref], 1).to(ours.weights[j].dtype))
+                continue
         mapped = []
-        for nu, u_ours in enumerate(ours.coupling_tensors(j), start=1):
-            u_ref = getattr(contraction, f"U_matrix_{nu}").detach().double()
-            if dl == 1 and u_ref.dim() == nu + 1:
-                u_ref = u_ref.unsqueeze(0)
+        for nu, (u_ours, u_ref, w) in enumerate(zip(ours.coupling_tensors(j), u_refs, w_ref), start=1):
             perms = list(itertools.permutations(range(nu)))
             u_sym = sum(u_ref.permute((0,) + tuple(1 + p for p in perm) + (nu + 1,)) for perm in perms) / len(perms)
             a_mat, b_mat = u_ours.reshape(-1, u_ours.shape[-1]), u_sym.reshape(-1, u_ref.shape[-1])
             coef = torch.linalg.lstsq(a_mat, b_mat).solution
             if (a_mat @ coef - b_mat).abs().max() > 1e-8:
                 raise ValueError("mace_model: a symmetric-contraction coupling tensor is outside equiv's basis")
-            w_ref = contraction.weights_max if nu == ours.correlation else contraction.weights[ours.correlation - 1 - nu]
-            mapped.append(torch.einsum("kq,sqc->skc", coef, w_ref.detach().double()))
-        ours.weights[j].copy_(torch.cat(mapped, 1).to(ours.weights[j].dtype))
+            mapped.append(torch.einsum("kq,sqc->skc", coef, w.detach().double()))
+        basis_w = torch.cat(mapped, 1)
+        if ours.parametrization == "paths":  # least-norm path weights with the same basis weights
+            a = torch.as_tensor(ours._path_maps[j])
+            basis_w = torch.einsum("qk,skc->sqc", torch.linalg.pinv(a), basis_w)
+        ours.weights[j].copy_(basis_w.to(ours.weights[j].dtype))
 
 
 def _check_species(species) -> list[int]:
@@ -218,6 +233,12 @@ class MACE(nn.Module):
         Hidden SiLU units of the last read-out (default 16).
     tp : {"cg", "gaunt"}
         Tensor-product algorithm of the interaction (default ``"cg"``).
+    product_weights : {"paths", "basis"}
+        Coordinates of the symmetric-contraction weights (see
+        :class:`equiv.nn.SymmetricContraction`): ``"paths"`` (default) as mace-torch, one weight per
+        unsymmetrised coupling path — the same parameters, initialisation and hence training dynamics;
+        ``"basis"`` one weight per basis polynomial (fewer weights, same function space). The
+        evaluation is the same fast one either way.
 
     Shapes
     ------
@@ -236,7 +257,7 @@ class MACE(nn.Module):
                  scale: float = 1.0, shift: float = 0.0, hidden_irreps: str = "64x0e + 64x1o", max_ell: int = 3,
                  correlation: int = 3, num_interactions: int = 2, num_bessel: int = 8,
                  num_polynomial_cutoff: int = 5, radial_mlp=(64, 64, 64), readout_hidden: int = 16,
-                 tp: str = "cg"):
+                 tp: str = "cg", product_weights: str = "paths"):
         super().__init__()
         species = _check_species(species)
         if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not cutoff > 0:
@@ -247,6 +268,8 @@ class MACE(nn.Module):
                              f"got {len(atomic_energies)}")
         if tp not in ("cg", "gaunt"):
             raise ValueError(f"tp must be 'cg' or 'gaunt', got {tp!r}")
+        if product_weights not in ("paths", "basis"):
+            raise ValueError(f"product_weights must be 'paths' or 'basis', got {product_weights!r}")
         try:
             hidden = Irreps(hidden_irreps)
         except (ValueError, TypeError) as exc:
@@ -271,7 +294,7 @@ class MACE(nn.Module):
                             hidden_irreps=str(hidden), max_ell=max_ell, correlation=correlation,
                             num_interactions=num_interactions, num_bessel=num_bessel,
                             num_polynomial_cutoff=num_polynomial_cutoff, radial_mlp=radial_mlp,
-                            readout_hidden=readout_hidden, tp=tp)
+                            readout_hidden=readout_hidden, tp=tp, product_weights=product_weights)
         self.avg_num_neighbors, self.scale, self.shift = float(avg_num_neighbors), float(scale), float(shift)
         self.max_ell, self.channels, self.tp = max_ell, c, tp
         n_species = len(species)
@@ -304,7 +327,8 @@ class MACE(nn.Module):
             self.convs.append(conv)
             self.radial_mlps.append(_RadialMLP([num_bessel] + radial_mlp + [conv.num_weights]))
             self.linears.append(Linear(conv.irreps_out, irreps_a))
-            self.products.append(SymmetricContraction(irreps_a, irreps_out, correlation, n_species))
+            self.products.append(SymmetricContraction(irreps_a, irreps_out, correlation, n_species,
+                                                      parametrization=product_weights))
             self.product_linears.append(Linear(irreps_out, irreps_out))
             if last:
                 self.readouts.append(nn.ModuleList([Linear(irreps_out, f"{readout_hidden}x0e"),
@@ -360,22 +384,26 @@ class MACE(nn.Module):
         self.act_norm = float(torch.as_tensor(state, dtype=torch.float64).reshape(-1)[0])
 
     @classmethod
-    def from_mace_torch(cls, mace_model) -> "MACE":
+    def from_mace_torch(cls, mace_model, product_weights: str = "paths") -> "MACE":
         r"""An equiv ``MACE`` computing the same function as a mace-torch model (same weights).
 
         Supported: mace-torch ``MACE`` / ``ScaleShiftMACE`` (0.3.x) with
         ``RealAgnosticResidualInteractionBlock`` in every layer (mace-torch's default), Bessel
         radial basis, one head, no pair repulsion or extra embeddings. Every weight is copied in
-        e3nn's layout (embedding, linear layers, radial MLPs, self-connections, read-outs); the
-        symmetric-contraction weights are mapped onto equiv's non-redundant basis: mace-torch's
-        coupling tensors :math:`U'` are symmetrised and expressed in equiv's basis by least squares
-        (exact, the spaces are equal; see :mod:`equiv.nn.symmetric_contraction`),
-        :math:`W = a\,W'` with :math:`\mathrm{sym}(U') = U a`.
+        e3nn's layout (embedding, linear layers, radial MLPs, self-connections, read-outs), and so are
+        the symmetric-contraction weights: equiv's coupling-path tensors (``product_weights="paths"``)
+        are mace-torch's ones (checked on conversion). Should they differ, the function is mapped
+        instead: mace-torch's tensors :math:`U'` are symmetrised and expressed in equiv's basis by
+        least squares (exact, the spaces are equal; see :mod:`equiv.nn.symmetric_contraction`),
+        :math:`W = a\,W'` with :math:`\mathrm{sym}(U') = U a`. The converted model then trains like
+        the original.
 
         Parameters
         ----------
         mace_model : torch.nn.Module
             A mace-torch model.
+        product_weights : {"paths", "basis"}
+            Parametrisation of the symmetric contraction (``"basis"``: mapped to the basis).
 
         Returns
         -------
@@ -416,7 +444,8 @@ class MACE(nn.Module):
             correlation=int(m.products[0].symmetric_contractions.contractions[0].correlation),
             num_interactions=t_max, num_bessel=int(rad.bessel_fn.bessel_weights.numel()),
             num_polynomial_cutoff=int(rad.cutoff_fn.p), radial_mlp=[int(h) for h in fc.hs[1:-1]],
-            readout_hidden=int(Irreps(str(m.readouts[-1].linear_1.irreps_out)).dim), tp="cg")
+            readout_hidden=int(Irreps(str(m.readouts[-1].linear_1.irreps_out)).dim), tp="cg",
+            product_weights=product_weights)
         out = cls(**hparams).to(dtype)
         with torch.no_grad():
             out.radial.bessel.frequencies.copy_(rad.bessel_fn.bessel_weights)

@@ -218,6 +218,96 @@ def symmetric_coupling_basis(irreps_in, ir_out, nu: int) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _normalised_polynomials(irreps_key: str, ir_out_key: str, nu: int):
+    """Polynomial coefficients of the basis, each scaled to component normalisation.
+
+    Returns ``(tuples, b, scale)``: sorted multi-indices, ``b`` (n, dim_L, K) such that basis
+    polynomial k is :math:`\sum_m b_{m M k} A^m`, and ``scale`` (K,) with
+    ``b = orderings * U * scale`` (U the orthonormal tensors of :func:`symmetric_coupling_basis`):
+    :math:`\mathbb E|B_k|^2/(2L+1) = 1` for :math:`A \sim \mathcal N(0, I)`, from the Gaussian moments
+    :math:`\mathbb E\, A^\alpha A^\beta = \prod_d (\alpha_d + \beta_d - 1)!!`.
+    """
+    dim = Irreps(irreps_key).dim
+    ir = Irrep(ir_out_key)
+    idx, u, groups = _symmetric_basis_monomials(irreps_key, ir_out_key, nu)
+    tuples = [tuple(int(v) for v in t) for t in idx]
+    mult = np.array([_orderings(t) for t in tuples], dtype=np.float64)
+    b = u * mult[:, None, None]
+    scale = np.ones(u.shape[-1])
+    counts = np.stack([np.bincount(t, minlength=dim) for t in idx]) if len(idx) else np.zeros((0, dim), int)
+    for rs, ks in groups:
+        c = counts[rs]
+        g = np.prod(_double_factorial_odd(c[:, None, :] + c[None, :, :]), axis=-1)
+        bb = b[rs, :, ks]
+        second = np.einsum("mak,mn,nak->k", bb, g, bb) / ir.dim
+        scale[ks] = 1 / np.sqrt(second)
+        b[rs, :, ks] = bb * scale[ks]
+    return tuples, b, scale
+
+
+def _ordered_paths(irreps_key: str, ir_out: Irrep, nu: int):
+    """Unsymmetrised iterated couplings over *ordered* tuples of input irreps (mace-torch's paths).
+
+    Returns a list of (blocks, tensor (dim_L, d_b1, ..., d_bnu)); each coupling step is
+    :math:`\sqrt{2l_{\text{out}}+1}\,C` ("component" normalisation), and the list is ordered as
+    mace-torch's ``U_matrix_real`` (e3nn's ``_wigner_nj``): generation order (left path, right
+    irrep, output irrep), stably sorted by the intermediate irrep at every level.
+    """
+    irs = [ir for _, ir in Irreps(irreps_key)]
+    level = [(ir, (b,), np.eye(ir.dim)) for b, ir in enumerate(irs)]  # order 1: not sorted
+    for k in range(1, nu):
+        nxt = []
+        for ir_left, blocks, t in level:
+            for b, ir in enumerate(irs):
+                for ir_new in ir_left * ir:
+                    c = math.sqrt(ir_new.dim) * clebsch_gordan(ir_left.l, ir.l, ir_new.l, dtype=torch.float64).numpy()
+                    tn = np.moveaxis(np.tensordot(t, c, axes=([0], [0])), -1, 0)  # (M', ..., j)
+                    nxt.append((ir_new, blocks + (b,), tn))
+        level = sorted(nxt, key=lambda e: e[0])
+    return [(blocks, t) for ir, blocks, t in level if ir == ir_out]
+
+
+@functools.lru_cache(maxsize=None)
+def _path_map(irreps_key: str, ir_out_key: str, nu: int) -> np.ndarray:
+    """Matrix ``a`` (K, K_paths): path weights W' -> basis weights W = a W' (same polynomial).
+
+    :math:`\sum_{k'} W'_{k'}\,\mathrm{sym}(T_{k'}) = \sum_k W_k\, s_k U_k` gives
+    :math:`a_{kk'} = \langle U_k, \mathrm{sym}\,T_{k'} \rangle / s_k` (``U`` orthonormal).
+    """
+    irs = [ir for _, ir in Irreps(irreps_key)]
+    ir_out = Irrep(ir_out_key)
+    offs = np.concatenate([[0], np.cumsum([ir.dim for ir in irs])]).astype(int)
+    idx, u, groups = _symmetric_basis_monomials(irreps_key, ir_out_key, nu)
+    _, _, scale = _normalised_polynomials(irreps_key, ir_out_key, nu)
+    row_of = {tuple(int(v) for v in t): i for i, t in enumerate(idx)}
+    paths = _ordered_paths(irreps_key, ir_out, nu)
+    a = np.zeros((u.shape[-1], len(paths)))
+    for q, (blocks, t) in enumerate(paths):
+        sb = tuple(sorted(blocks))
+        ranges = [range(offs[b], offs[b + 1]) for b in sb]
+        tup = [x for x in itertools.product(*ranges) if all(x[i] <= x[i + 1] for i in range(nu - 1))]
+        if not tup or tup[0] not in row_of:
+            continue  # the multiset has no symmetric coupling to L: this path symmetrises to zero
+        rows = np.array([row_of[x] for x in tup])
+        local = np.array(tup) - offs[np.array(sb)][None, :]
+        # sym(T) at sorted index i: average over the orderings p that put block b_i at position i
+        perms = [p for p in itertools.permutations(range(nu)) if all(sb[p[i]] == blocks[i] for i in range(nu))]
+        vals = sum(t[(slice(None),) + tuple(local[:, p[i]] for i in range(nu))] for p in perms).T / math.factorial(nu)
+        mult = np.array([_orderings(x) for x in tup], dtype=np.float64)
+        a[:, q] = np.einsum("n,nm,nmk->k", mult, vals, u[rows]) / scale
+    return a
+
+
+def _block_diag(mats: list[np.ndarray]) -> np.ndarray:
+    out = np.zeros((sum(m.shape[0] for m in mats), sum(m.shape[1] for m in mats)))
+    r = c = 0
+    for m in mats:
+        out[r : r + m.shape[0], c : c + m.shape[1]] = m
+        r, c = r + m.shape[0], c + m.shape[1]
+    return out
+
+
 def _double_factorial_odd(n: np.ndarray) -> np.ndarray:
     """(n-1)!! for even n >= 0 (the Gaussian moment E x^n), 0 for odd n."""
     table = np.zeros(int(n.max()) + 1 if n.size else 1)
@@ -245,19 +335,8 @@ def _monomial_plan(irreps_key: str, out_key: str, correlation: int):
     for ir in outs:
         levels_l = []
         for nu in range(1, correlation + 1):
-            idx, u, groups = _symmetric_basis_monomials(irreps_key, str(ir), nu)
-            tuples = [tuple(int(v) for v in t) for t in idx]
-            mult = np.array([_orderings(t) for t in tuples], dtype=np.float64)
-            b = u * mult[:, None, None]  # polynomial coefficients of the monomials
-            counts = np.stack([np.bincount(t, minlength=dim) for t in idx]) if len(idx) else np.zeros((0, dim), int)
-            for rs, ks in groups:
-                # component normalisation: E|B_k|^2 / dL = 1 for A ~ N(0, I); Gaussian moments
-                c = counts[rs]
-                g = np.prod(_double_factorial_odd(c[:, None, :] + c[None, :, :]), axis=-1)
-                bb = b[rs, :, ks]
-                second = np.einsum("mak,mn,nak->k", bb, g, bb) / ir.dim
-                b[rs, :, ks] = bb / np.sqrt(second)
-            levels_l.append(({t: b[i] for i, t in enumerate(tuples) if np.any(b[i])}, u.shape[-1]))
+            tuples, b, _ = _normalised_polynomials(irreps_key, str(ir), nu)
+            levels_l.append(({t: b[i] for i, t in enumerate(tuples) if np.any(b[i])}, b.shape[-1]))
         per_l.append(levels_l)
     # Horner split of every monomial m = (m[:-1], m[-1]): lower monomials m[:-1] of order < correlation
     # (the "rows", kept when some coefficient needs them, plus their parents) times one coordinate
@@ -313,6 +392,13 @@ class SymmetricContraction(nn.Module):
         :math:`\binom{D+\nu-1}{\nu}`).
     num_species : int
         Number of weight sets :math:`z`.
+    parametrization : {"paths", "basis"}
+        Coordinates of the learned weights. ``"paths"`` (default): one weight per unsymmetrised
+        coupling path over *ordered* tuples of input irreps, as mace-torch (redundant: several
+        paths symmetrise to the same polynomial), mapped onto the basis by a fixed matrix,
+        :math:`W = a W'`; the same parameters and initialisation as mace-torch, hence the same
+        training dynamics under Adam. ``"basis"``: one weight per basis polynomial (the fewest
+        weights for the same function space). Either way the evaluation uses the basis.
 
     Shapes
     ------
@@ -327,11 +413,15 @@ class SymmetricContraction(nn.Module):
     >>> sc(x, torch.tensor([0, 1, 1, 0, 1])).shape
     torch.Size([5, 32])
     >>> sc.num_weights   # K_{nu,L} per (L, nu): weights per species and channel
-    {'0e': [1, 3, 5], '1o': [1, 2, 5]}
+    {'0e': [1, 3, 11], '1o': [1, 4, 21]}
     """
 
-    def __init__(self, irreps_in, irreps_out, correlation: int = 3, num_species: int = 1):
+    def __init__(self, irreps_in, irreps_out, correlation: int = 3, num_species: int = 1,
+                 parametrization: str = "paths"):
         super().__init__()
+        if parametrization not in ("paths", "basis"):
+            raise ValueError(f"parametrization must be 'paths' or 'basis', got {parametrization!r}")
+        self.parametrization = parametrization
         self.irreps_in, self.irreps_out = Irreps(irreps_in), Irreps(irreps_out)
         if isinstance(correlation, bool) or not isinstance(correlation, int) or correlation < 1:
             raise ValueError(f"correlation must be an int >= 1, got {correlation!r}")
@@ -353,6 +443,11 @@ class SymmetricContraction(nn.Module):
         self._in_dims = [ir.dim for ir in ins]
         self._out_dims = [ir.dim for _, ir in self.irreps_out]
         self._dim_out = sum(self._out_dims)
+        self._k_basis = k_sizes
+        if parametrization == "paths":
+            maps = [[_path_map(key_in, str(ir), nu) for nu in range(1, correlation + 1)] for _, ir in self.irreps_out]
+            k_sizes = [[a.shape[1] for a in ms] for ms in maps]
+            self._path_maps = [_block_diag(ms) for ms in maps]  # (K_L, K'_L) float64
         self.num_weights = {str(ir): ks for (_, ir), ks in zip(self.irreps_out, k_sizes)}
         # coefficients (rows, D, dim_L, K_L) per output irrep: float64 numpy, cast per (dtype, device) on
         # use (not buffers: module.float().double() would round them), rebuilt deterministically on load
@@ -381,8 +476,19 @@ class SymmetricContraction(nn.Module):
         out = self._base_cache.get(key)
         if out is None:
             out = [torch.as_tensor(c, dtype=dtype, device=device) for c in self._base_np]
+            if self.parametrization == "paths":
+                out = out + [torch.as_tensor(a, dtype=dtype, device=device) for a in self._path_maps]
             self._base_cache[key] = out
         return out
+
+    def basis_weights(self) -> list[torch.Tensor]:
+        r"""The weights on the basis polynomials, one ``(num_species, K_L, channels)`` per output irrep
+        (:math:`W = a W'` for ``parametrization="paths"``, the parameters themselves for ``"basis"``)."""
+        if self.parametrization == "basis":
+            return list(self.weights)
+        w0 = self.weights[0]
+        maps = self._base(w0.dtype, w0.device)[len(self._base_np):]
+        return [torch.einsum("kq,sqc->skc", a, w) for a, w in zip(maps, self.weights)]
 
     def _rows(self, xr: torch.Tensor) -> torch.Tensor:
         """xr (D, M) -> (rows, M): the lower monomials, orders 0..correlation-1 (row products)."""
@@ -404,8 +510,11 @@ class SymmetricContraction(nn.Module):
         n, c, s, dim = x.shape[0], self.channels, self.num_species, sum(self._in_dims)
         do = self._dim_out
         # species-combined Horner coefficients, all output irreps side by side: (S, C, R, D * sum(dL))
-        comb = [torch.einsum("rdak,skc->scrda", b, w.to(x.dtype)) for b, w in zip(self._base(x.dtype, x.device),
-                                                                                 self.weights)]
+        base = self._base(x.dtype, x.device)
+        weights = [w.to(x.dtype) for w in self.weights]
+        if self.parametrization == "paths":
+            weights = [torch.einsum("kq,sqc->skc", a, w) for a, w in zip(base[len(self._base_np):], weights)]
+        comb = [torch.einsum("rdak,skc->scrda", b, w) for b, w in zip(base, weights)]
         comb = torch.cat(comb, -1)
         r = comb.shape[2]
         comb = comb.reshape(s, c, r, dim * do)
@@ -453,7 +562,7 @@ class SymmetricContraction(nn.Module):
         ``(2L+1, D, ..., D, K_nu)`` (:math:`\nu` symmetric input axes), such that
         ``forward`` computes
         :math:`B_{c,LM} = \sum_\nu \sum_k W^{(\nu)}_{zkc} \sum_i \mathcal U^{(\nu)}_{M i k} A_{c,i_1}\cdots A_{c,i_\nu}`
-        with ``W^{(nu)} = weights[index][:, K_1+...+K_{nu-1} : ... + K_nu]``.
+        with ``W^{(nu)} = basis_weights()[index][:, K_1+...+K_{nu-1} : ... + K_nu]``.
 
         Examples
         --------
@@ -463,7 +572,7 @@ class SymmetricContraction(nn.Module):
         """
         if not isinstance(index, int) or not 0 <= index < len(self.irreps_out):
             raise ValueError(f"index must be an int in 0..{len(self.irreps_out) - 1}, got {index!r}")
-        dim, dl, ks = sum(self._in_dims), self._out_dims[index], self._k_sizes[index]
+        dim, dl, ks = sum(self._in_dims), self._out_dims[index], self._k_basis[index]
         out = []
         for nu, (rows, k) in enumerate(zip(self._poly[index], ks), start=1):
             u = torch.zeros((dl,) + (dim,) * nu + (k,), dtype=torch.float64)
@@ -474,6 +583,32 @@ class SymmetricContraction(nn.Module):
             out.append(u)
         return out
 
+    def path_tensors(self, index: int) -> list[torch.Tensor]:
+        r"""The unsymmetrised coupling-path tensors :math:`T^{(\nu, L)}` behind ``parametrization="paths"``.
+
+        One ``(2L+1, D, ..., D, K'_nu)`` tensor per :math:`\nu` (iterated Clebsch–Gordan couplings over
+        ordered tuples of input irreps, component normalisation, mace-torch's order); the layer
+        computes :math:`\sum_{k'} W'_{k'} \langle T_{\cdot k'}, A^{\otimes\nu}\rangle`.
+
+        >>> sc = SymmetricContraction("2x0e + 2x1o", "2x0e", correlation=2)
+        >>> [tuple(u.shape) for u in sc.path_tensors(0)]
+        [(1, 4, 1), (1, 4, 4, 2)]
+        """
+        if not isinstance(index, int) or not 0 <= index < len(self.irreps_out):
+            raise ValueError(f"index must be an int in 0..{len(self.irreps_out) - 1}, got {index!r}")
+        key = str(Irreps([(1, ir) for ir in (ir for _, ir in self.irreps_in)]))
+        ir_out = self.irreps_out[index].ir
+        offs = np.concatenate([[0], np.cumsum(self._in_dims)]).astype(int)
+        dim, out = int(offs[-1]), []
+        for nu in range(1, self.correlation + 1):
+            paths = _ordered_paths(key, ir_out, nu)
+            u = torch.zeros((ir_out.dim,) + (dim,) * nu + (len(paths),), dtype=torch.float64)
+            for q, (blocks, t) in enumerate(paths):
+                u[(slice(None),) + tuple(slice(offs[b], offs[b + 1]) for b in blocks) + (q,)] = torch.as_tensor(t)
+            out.append(u)
+        return out
+
     def extra_repr(self) -> str:
         return (f"{self.irreps_in} -> {self.irreps_out}, correlation={self.correlation}, "
-                f"num_species={self.num_species}, weights={self.num_weights}")
+                f"num_species={self.num_species}, parametrization={self.parametrization!r}, "
+                f"weights={self.num_weights}")
