@@ -18,6 +18,7 @@ See docs/tp.md for the algorithms and measured speed against e3nn.
 torch.Size([3, 16])
 """
 
+from ._gaunt import GauntTensorProduct, gaunt_path_coefficient
 from ._instruction import Instruction
 from ._message_passing import MessagePassingTensorProduct, message_passing
 from ._sub import (
@@ -39,4 +40,6 @@ __all__ = [
     "channelwise_irreps_out",
     "message_passing",
     "MessagePassingTensorProduct",
+    "GauntTensorProduct",
+    "gaunt_path_coefficient",
 ]

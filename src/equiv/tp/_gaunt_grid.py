@@ -1,0 +1,162 @@
+r"""Gaunt product on a sphere grid (the "grid" route of Xie et al. 2025).
+
+Real spherical harmonics in e3nn's basis separate in the grid angles,
+:math:`Y_{lm}(\beta, \alpha) = P_{lm}(\beta)\, A_m(\alpha)` with :math:`A_m = \cos(m\alpha)`
+(:math:`m \ge 0`) or :math:`\sin(|m|\alpha)` (:math:`m < 0`), so a band-limited function
+:math:`f = \sum_{lm} x_{lm} Y_{lm}` is evaluated on a Gauss–Legendre × uniform grid in two steps,
+:math:`F_m(\beta_b) = \sum_l x_{lm} P_{lm}(\beta_b)` (one small matrix product per :math:`m`) and
+:math:`f(\beta_b, \alpha_a) = \sum_m F_m(\beta_b) A_m(\alpha_a)` (one matrix product), i.e.
+:math:`O(L^3)` per channel instead of :math:`O(L^4)`. The product :math:`f g` is formed pointwise and
+projected back with the transposed steps and the quadrature weights:
+
+.. math::
+
+    z_{l_3 m_3} = \sum_{a, b} w_a w_b\, f(\beta_b, \alpha_a)\, g(\beta_b, \alpha_a)\, Y_{l_3 m_3}(\beta_b, \alpha_a)
+    = \sum_{l_1 m_1 l_2 m_2} x_{l_1 m_1} y_{l_2 m_2} \int Y_{l_1 m_1} Y_{l_2 m_2} Y_{l_3 m_3}\, d\Omega,
+
+exact (not approximate) because the grid integrates spherical polynomials of degree
+:math:`L_1 + L_2 + L_3` exactly (`equiv.so3.sphere_grid`).
+
+The trilinear form :math:`F(x, y, z) = \sum_{\text{grid}} w\, f_x f_y f_z` is symmetric in its three
+*legs*; the product is its derivative in the third leg and the gradients are its derivatives in the
+other two, so one chunked kernel (`equiv.tp._gaunt_form`) evaluates all of them, with a recomputing
+backward that is itself differentiable (double backward for forces).
+
+Coefficient layout: ``(n, channels, rows)`` with rows ordered by :math:`m` then :math:`l` (only the
+degrees present, :math:`l \ge |m|`), a permutation of e3nn's ``mul_ir`` features within each
+sample; grid values are ``(n_alpha, n_beta, n, channels)``.
+
+Reference: Y. Xie, J. Daigavane, M. Kotak, T. Smidt, "The price of freedom: exploring expressivity
+and runtime tradeoffs in equivariant tensor products", ICML 2025 (arXiv:2506.13523).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from equiv import so3
+
+from ._gaunt_form import gaunt_form
+
+__all__ = ["GridPlan", "grid_plan", "separable_harmonics", "gaunt_grid", "row_order"]
+
+
+@functools.lru_cache(maxsize=None)
+def separable_harmonics(lmax: int, degree: int):
+    r"""Factors :math:`P_{lm}(\beta_b)` ``(lmax+1, 2 lmax+1, n_beta)`` and :math:`A_m(\alpha_a)`
+    ``(2 lmax+1, n_alpha)`` of e3nn's real harmonics on ``sphere_grid(degree)`` (float64, numpy),
+    with the grid; raises if the harmonics do not separate to 1e-12.
+    """
+    grid = so3.sphere_grid(degree, dtype=torch.float64)
+    nb, na = grid.shape
+    y = so3.spherical_harmonics(list(range(lmax + 1)), grid.points, normalization="integral").view(nb, na, -1).numpy()
+    alphas = grid.alphas.numpy()
+    amat = np.stack([np.cos(m * alphas) if m >= 0 else np.sin(-m * alphas) for m in range(-lmax, lmax + 1)])
+    pmat = np.zeros((lmax + 1, 2 * lmax + 1, nb))
+    for l in range(lmax + 1):
+        for i in range(2 * l + 1):
+            a = amat[i - l + lmax]
+            yl = y[:, :, l * l + i]
+            p = yl @ a / (a @ a)
+            if np.abs(yl - p[:, None] * a[None, :]).max() > 1e-12:
+                raise RuntimeError(f"spherical harmonic (l={l}, m={i - l}) does not separate in (beta, alpha)")
+            pmat[l, i - l + lmax] = p
+    return pmat, amat, grid
+
+
+def row_order(ls) -> list[tuple[int, int]]:
+    """The ``(l, m)`` of each coefficient row: by ``m`` from ``-L`` to ``L``, then by ``l`` in ``ls``."""
+    L = max(ls)
+    return [(l, m) for m in range(-L, L + 1) for l in sorted(ls) if l >= abs(m)]
+
+
+class GridPlan:
+    r"""Cached matrices of the grid Gaunt form for three legs with degree sets ``ls``."""
+
+    def __init__(self, ls1, ls2, ls3):
+        self.ls = (tuple(sorted(ls1)), tuple(sorted(ls2)), tuple(sorted(ls3)))
+        self.L = tuple(max(ls) for ls in self.ls)
+        self.degree = sum(self.L)
+        lmax = max(self.L)
+        pmat, amat, grid = separable_harmonics(lmax, self.degree)
+        self.shape = grid.shape  # (n_beta, n_alpha)
+        wb, wa = grid.beta_weights.numpy(), grid.alpha_weights.numpy()
+        self.rows = []  # per leg: per m (index m + L) the (start, stop) of its rows
+        self._np = []
+        for ls, L in zip(self.ls, self.L):
+            order = row_order(ls)
+            starts, legs = [], {}
+            for m in range(-L, L + 1):
+                r = [i for i, (_, mm) in enumerate(order) if mm == m]
+                starts.append((r[0], r[-1] + 1))
+                s = np.stack([pmat[l, m + lmax] for l, mm in order if mm == m], 1)  # (n_beta, rows_m)
+                legs[f"S{m}"] = s
+                legs[f"Sw{m}"] = (s * wb[:, None]).T.copy()
+            am = amat[lmax - L : lmax + L + 1]
+            legs["A"] = am.T.copy()  # (n_alpha, 2L+1)
+            legs["Aw"] = (am * wa[None, :]).copy()  # (2L+1, n_alpha)
+            self.rows.append(starts)
+            self._np.append(legs)
+        self._cache = {}
+        self.points = grid.shape[0] * grid.shape[1]  # grid values per channel (for chunk sizes)
+        self.channel_dim = 3  # values are (n_alpha, n_beta, n, c)
+
+    def synthesis(self, t, k, coeffs):
+        return _synthesis(self, t, k, coeffs)
+
+    def analysis(self, t, k, values):
+        return _analysis(self, t, k, values)
+
+    def tensors(self, dtype, device):
+        key = (dtype, device)
+        t = self._cache.get(key)
+        if t is None:
+            t = [{k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in leg.items()} for leg in self._np]
+            self._cache[key] = t
+        return t
+
+    def num_rows(self, leg: int) -> int:
+        return self.rows[leg][-1][1]
+
+    def flops(self) -> int:
+        """Multiply-adds per channel of one product (two syntheses, the pointwise product, one analysis)."""
+        nb, na = self.shape
+        total = 0
+        for k in range(3):
+            total += self.num_rows(k) * nb + na * nb * (2 * self.L[k] + 1)
+        return total + na * nb
+
+
+@functools.lru_cache(maxsize=None)
+def grid_plan(ls1, ls2, ls3) -> GridPlan:
+    return GridPlan(tuple(ls1), tuple(ls2), tuple(ls3))
+
+
+def _synthesis(plan, t, k, coeffs):
+    """(n, c, rows) coefficients -> (n_alpha, n_beta, n, c) grid values."""
+    n, c, _ = coeffs.shape
+    L = plan.L[k]
+    xt = coeffs.reshape(n * c, -1).t()  # (rows, nc), a transposed view
+    F = torch.stack([t[k][f"S{m}"] @ xt[r0:r1] for m, (r0, r1) in zip(range(-L, L + 1), plan.rows[k])])
+    return (t[k]["A"] @ F.view(2 * L + 1, -1)).view(-1, plan.shape[0], n, c)
+
+
+def _analysis(plan, t, k, values):
+    """(n_alpha, n_beta, n, c) grid values -> (n, c, rows) coefficients (quadrature included)."""
+    na, nb, n, c = values.shape
+    L = plan.L[k]
+    H = (t[k]["Aw"] @ values.reshape(na, -1)).view(2 * L + 1, nb, n * c)
+    out = torch.cat([t[k][f"Sw{m}"] @ H[m + L] for m in range(-L, L + 1)], 0)  # (rows, nc)
+    return out.t().reshape(n, c, -1)
+
+
+def gaunt_grid(plan: GridPlan, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r""":math:`z_{l_3 m_3} = \sum G^{l_1 l_2 l_3}_{m_1 m_2 m_3} x_{l_1 m_1} y_{l_2 m_2}` on the grid.
+
+    ``x`` ``(n, C, rows1)``, ``y`` ``(n, 1 or C, rows2)`` → ``(n, C, rows3)``, rows in the
+    `row_order` of each leg.
+    """
+    return gaunt_form(plan, x, y)

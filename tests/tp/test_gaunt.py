@@ -1,0 +1,116 @@
+"""GauntTensorProduct: grid == Fourier == Clebsch-Gordan product with Gaunt path weights; parity rules."""
+
+import pytest
+import torch
+
+from equiv import so3
+from equiv.symmetry import assert_equivariant
+from equiv.tp import GauntTensorProduct, TensorProduct, gaunt_path_coefficient
+
+CASES = [
+    ("4x0e + 4x1o + 4x2e + 4x3o", "0e + 1o + 2e", "4x0e + 4x1o + 4x2e + 4x3o"),  # uvu, edge harmonics
+    ("3x0e + 3x2e", "3x1o + 3x2e", "3x1o + 3x2e + 3x3o"),  # uuu, missing degrees
+    ("2x1e + 2x2o", "1o + 3o", "2x0o + 2x2o + 2x4o"),  # pseudo-harmonic input (s1 = -1)
+    ("2x3o + 2x1o + 2x0e", "2e + 0e", "2x2e + 2x0e + 2x5o"),  # unsorted irreps
+]
+
+
+@pytest.mark.parametrize("irreps", CASES)
+@pytest.mark.parametrize("method", ["grid", "fourier"])
+def test_matches_clebsch_gordan_with_gaunt_weights(irreps, method):
+    tp = GauntTensorProduct(*irreps, method=method, shared_weights=False)
+    cg = TensorProduct(*irreps, tp.cg_instructions(), irrep_normalization="none", path_normalization="none",
+                       shared_weights=False)
+    n = 6
+    x = tp.irreps_in1.randn(n, -1, dtype=torch.float64)
+    y = tp.irreps_in2.randn(n, -1, dtype=torch.float64)
+    w = torch.randn(n, tp.weight_numel, dtype=torch.float64)
+    out, ref = tp(x, y, w), cg(x, y, tp.cg_weights(w))
+    assert (out - ref).abs().max() < 1e-10 * ref.abs().max()
+
+
+def test_grid_and_fourier_agree_at_high_degree():
+    irreps, sh = "2x0e + 2x3o + 2x6e + 2x9o", "0e + 1o + 4e + 7o"
+    g = GauntTensorProduct(irreps, sh, irreps, method="grid")
+    f = GauntTensorProduct(irreps, sh, irreps, method="fourier")
+    x = g.irreps_in1.randn(4, -1, dtype=torch.float64)
+    y = g.irreps_in2.randn(4, -1, dtype=torch.float64)
+    a, b = g.double()(x, y), f.double()(x, y)
+    assert (a - b).abs().max() < 1e-10 * a.abs().max()
+
+
+def test_path_coefficient_is_gaunt_over_clebsch_gordan():
+    for l1, l2, l3 in [(1, 1, 2), (2, 3, 3), (4, 2, 6), (1, 1, 1)]:
+        c = gaunt_path_coefficient(l1, l2, l3)
+        G = so3.gaunt(l1, l2, l3, dtype=torch.float64)
+        C = so3.clebsch_gordan(l1, l2, l3, dtype=torch.float64)
+        assert (G - c * C).abs().max() < 1e-14
+    assert gaunt_path_coefficient(1, 1, 1) == 0.0
+
+
+@pytest.mark.parametrize("method", ["grid", "fourier"])
+def test_equivariant(method, dtype):
+    tp = GauntTensorProduct("3x0e + 3x1o + 3x2e", "0e + 1o + 2e + 3o", "3x0e + 3x1o + 3x2e + 3x3o", method=method)
+    tp = tp.to(dtype)
+    with torch.no_grad():
+        tp.weight.normal_()
+    x = tp.irreps_in1.randn(5, -1, dtype=dtype)
+    y = tp.irreps_in2.randn(5, -1, dtype=dtype)
+    assert_equivariant(tp, [x, y], [tp.irreps_in1, tp.irreps_in2], [tp.irreps_out], translations=False)
+
+
+@pytest.mark.parametrize("method", ["grid", "fourier"])
+def test_gradcheck_and_double_backward(method, monkeypatch):
+    import equiv.tp._gaunt_form as form
+
+    monkeypatch.setattr(form, "_CHUNK_BYTES", 1)  # one sample per chunk
+    tp = GauntTensorProduct("2x0e + 2x1o + 2x2e", "0e + 1o", "2x0e + 2x1o + 2x2e", method=method, shared_weights=False)
+    x = tp.irreps_in1.randn(3, -1, dtype=torch.float64).requires_grad_()
+    y = tp.irreps_in2.randn(3, -1, dtype=torch.float64).requires_grad_()
+    w = torch.randn(3, tp.weight_numel, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(tp, (x, y, w), fast_mode=True)
+    assert torch.autograd.gradgradcheck(tp, (x, y, w), fast_mode=True)
+
+
+def test_shared_internal_weights_and_repr():
+    tp = GauntTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o")
+    assert tp.weight_numel == 2 * 2 + 1 * 2 + 2 * 2
+    assert isinstance(tp.weight, torch.nn.Parameter) and torch.all(tp.weight == 1)
+    assert repr(tp) == "GauntTensorProduct(2x0e+2x1o x 1x0e+1x1o -> 2x0e+2x1o | method='grid' | 10 weights)"
+    x, y = torch.randn(7, 3, 8), torch.randn(7, 3, 4)
+    assert tp(x, y).shape == (7, 3, 8)
+    tp(x, y).square().sum().backward()
+    assert tp.weight.grad is not None and tp.weight.grad.abs().sum() > 0
+
+
+def test_parity_restriction_and_errors():
+    with pytest.raises(ValueError, match="only l1\\+l2\\+l3 even"):
+        GauntTensorProduct("4x1o", "1o", "4x1e")  # the cross product is an odd path
+    with pytest.raises(ValueError, match="unreachable"):
+        GauntTensorProduct("4x1o", "1o", "4x3o")
+    with pytest.raises(ValueError, match="repeats a degree"):
+        GauntTensorProduct("2x1o + 2x1e", "0e", "2x1o")
+    with pytest.raises(ValueError, match="parities s\\*\\(-1\\)\\^l"):
+        GauntTensorProduct("2x0e + 2x1e", "0e", "2x0e")
+    with pytest.raises(ValueError, match="one multiplicity"):
+        GauntTensorProduct("2x0e + 3x1o", "0e", "2x0e")
+    with pytest.raises(ValueError, match="in \\[1, 4\\]"):
+        GauntTensorProduct("4x0e", "2x0e", "4x0e")
+    with pytest.raises(ValueError, match="method"):
+        GauntTensorProduct("4x0e", "0e", "4x0e", method="fft")
+    tp = GauntTensorProduct("4x0e", "0e", "4x0e", shared_weights=False)
+    with pytest.raises(ValueError, match="weight is required"):
+        tp(torch.randn(2, 4), torch.randn(2, 1))
+    with pytest.raises(ValueError, match="last dimension 4"):
+        tp(torch.randn(2, 5), torch.randn(2, 1), torch.randn(2, tp.weight_numel))
+
+
+def test_torch_compile_fullgraph():
+    tp = GauntTensorProduct("2x0e + 2x1o + 2x2e", "0e + 1o", "2x0e + 2x1o + 2x2e")
+    x, y = torch.randn(4, 18, requires_grad=True), torch.randn(4, 4)
+    eager = tp(x, y)
+    compiled = torch.compile(tp, fullgraph=True, backend="aot_eager")(x, y)
+    assert (eager - compiled).abs().max() < 1e-5
+    g1 = torch.autograd.grad(eager.square().sum(), x)[0]
+    g2 = torch.autograd.grad(compiled.square().sum(), x)[0]
+    assert (g1 - g2).abs().max() < 1e-4
