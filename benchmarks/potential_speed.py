@@ -193,9 +193,10 @@ def main(argv=None) -> int:
         lines += ["", f"equiv-cg runs mace-torch's own weights (`MACE.from_mace_torch`): the same function, "
                   f"max |ΔE| = {agreement['max_abs_energy_diff_eV']:.1e} eV, max |ΔF| = "
                   f"{agreement['max_abs_force_diff_eV_per_A']:.1e} eV/Å (forces up to "
-                  f"{agreement['max_abs_force_eV_per_A']:.1f} eV/Å) on the inference batch. equiv has fewer parameters "
-                  "because its symmetric-contraction basis is non-redundant (same function space). equiv-gaunt is a "
-                  "different model (Gaunt coupling, one radial weight per edge degree)."]
+                  f"{agreement['max_abs_force_eV_per_A']:.1f} eV/Å) on the inference batch, and the same parameters "
+                  "(equiv's symmetric-contraction weights live on mace-torch's coupling paths, evaluated through a "
+                  "non-redundant basis). equiv-gaunt is a different model (Gaunt coupling, one radial weight per "
+                  "edge degree and channel)."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
