@@ -40,6 +40,12 @@ i.e. all paths into :math:`l_3` are summed with the Gaunt coefficients
 :math:`\int Y^{l_1} Y^{l_2} Y^{l_3}` (:func:`equiv.so3.gaunt`) and one radial weight per
 :math:`(c, l_2)` — fewer weights and a smaller linear layer, the same symmetry.
 
+Same numbers as mace-torch. Every layer uses e3nn's weight layout and normalisation, and the
+symmetric-contraction weights live on mace-torch's coupling paths (``product_weights="paths"``), so
+:meth:`MACE.from_mace_torch` copies a mace-torch model's weights and reproduces its energies and
+forces (tested to 1e-9 eV), and training from the same weights follows the same trajectory; what
+differs is the speed (``benchmarks/results/potential_speed.md``).
+
 The model follows the potential protocol of :mod:`equiv.models._potential_registry` and is
 registered as ``"mace"``.
 
