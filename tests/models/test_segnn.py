@@ -27,7 +27,7 @@ def _inputs(batch=None, dtype=torch.float64, seed=0):
     return x, v, q
 
 
-@pytest.mark.parametrize("product", ["cg"])
+@pytest.mark.parametrize("product", ["cg", "gaunt"])
 def test_segnn_is_e3_equivariant(product):
     model = SEGNN(hidden=8, num_layers=2, product=product).double()
     rep = assert_equivariant(model, list(_inputs()), *KINDS, group="O(3)", **PERM,

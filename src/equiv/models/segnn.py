@@ -50,6 +50,42 @@ def weight_balanced_irreps(hidden_features: int, attr_irreps, lmax: int) -> Irre
         n += 1
 
 
+class _GauntProduct(nn.Module):
+    r"""Gaunt product with channel mixing: :math:`z = L_\text{out}\,\mathrm{Gaunt}(L_\text{in} x,\ a)`.
+
+    :class:`equiv.tp.GauntTensorProduct` multiplies spherical signals channel by channel (each degree
+    once, parities :math:`(-1)^l`, no channel mixing); equivariant linear maps (:class:`equiv.nn.Linear`)
+    bring the input to ``C x (0e + 1o + ...)`` and the result to ``irreps_out``, where ``C`` is the
+    largest output multiplicity. Only paths with even :math:`l_1 + l_2 + l_3` exist.
+    """
+
+    def __init__(self, irreps_in1: Irreps, irreps_in2: Irreps, irreps_out: Irreps) -> None:
+        super().__init__()
+        from equiv.nn import Linear
+        from equiv.tp import GauntTensorProduct
+
+        C = max(m for m, _ in irreps_out)
+        l_in = max(ir.l for _, ir in irreps_in1)
+        l_out = max(ir.l for _, ir in irreps_out)
+
+        def signal(lmax):
+            return Irreps("+".join(f"{C}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1)))
+
+        self.lin_in = Linear(irreps_in1, signal(l_in))
+        self.gaunt = GauntTensorProduct(signal(l_in), irreps_in2, signal(l_out))
+        self.lin_out = Linear(signal(l_out), irreps_out)
+
+    def reset_parameters(self) -> None:
+        for m in (self.lin_in, self.lin_out):
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        with torch.no_grad():
+            self.gaunt.weight.fill_(1.0)
+
+    def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.lin_out(self.gaunt(self.lin_in(x), a))
+
+
 class SteerableTensorProduct(nn.Module):
     r"""SEGNN's steerable linear layer: a fully connected tensor product with a biased, rescaled output.
 
@@ -58,9 +94,10 @@ class SteerableTensorProduct(nn.Module):
         z = \frac{1}{s}\,\bigl(x \otimes_W a\bigr) + b,\qquad W \sim U(-s, s),\ s = 1/\sqrt{\text{fan-in}}
 
     where :math:`\otimes_W` is the weighted product of ``product`` ("cg": all Clebsch–Gordan paths of
-    :class:`equiv.tp.FullyConnectedTensorProduct`; "gaunt": :class:`equiv.tp.GauntTensorProduct`,
-    which keeps the paths with even :math:`l_1 + l_2 + l_3`), the fan-in of an output block is the
-    number of input channel pairs feeding it, and :math:`b` is a bias on scalar (``0e``) outputs only.
+    :class:`equiv.tp.FullyConnectedTensorProduct`, rescaled as in SEGNN with :math:`s` from the fan-in,
+    the number of input channel pairs feeding an output block; "gaunt": equivariant linear maps around
+    the channelwise :class:`equiv.tp.GauntTensorProduct`, paths with even :math:`l_1 + l_2 + l_3`
+    only, :math:`s = 1`) and :math:`b` is a bias on scalar (``0e``) outputs only.
     With ``gate=True`` the output is passed through a gated nonlinearity: SiLU on the scalars, and
     every higher-degree irrep multiplied by the sigmoid of its own extra scalar.
 
@@ -89,19 +126,17 @@ class SteerableTensorProduct(nn.Module):
             from equiv.tp import FullyConnectedTensorProduct
 
             self.tp = FullyConnectedTensorProduct(self.irreps_in1, self.irreps_in2, self.irreps_tp_out)
+            # fan-in per output block and the matching rescaling of the output (SEGNN's initialisation)
+            fan = torch.zeros(self.irreps_tp_out.dim)
+            for (mo, iro), sl in zip(self.irreps_tp_out, self.irreps_tp_out.slices()):
+                f = sum(m1 * m2 for m1, ir1 in self.irreps_in1 for m2, ir2 in self.irreps_in2
+                        if iro in list(ir1 * ir2))
+                fan[sl] = max(f, 1)
+            scale = fan.rsqrt()
         else:
-            try:
-                from equiv.tp import GauntTensorProduct
-            except ImportError as exc:
-                raise NotImplementedError("product='gaunt' needs equiv.tp.GauntTensorProduct, which this "
-                                          "version of equiv.tp does not provide") from exc
-            self.tp = GauntTensorProduct(self.irreps_in1, self.irreps_in2, self.irreps_tp_out)
-        # fan-in per output block and the matching rescaling of the output
-        fan = torch.zeros(self.irreps_tp_out.dim)
-        for i, ((mo, iro), sl) in enumerate(zip(self.irreps_tp_out, self.irreps_tp_out.slices())):
-            f = sum(m1 * m2 for m1, ir1 in self.irreps_in1 for m2, ir2 in self.irreps_in2 if iro in list(ir1 * ir2))
-            fan[sl] = max(f, 1)
-        self.register_buffer("scale", fan.rsqrt(), persistent=False)
+            self.tp = _GauntProduct(self.irreps_in1, self.irreps_in2, self.irreps_tp_out)
+            scale = torch.ones(self.irreps_tp_out.dim)
+        self.register_buffer("scale", scale, persistent=False)
         idx = [k for (m, ir), sl in zip(self.irreps_tp_out, self.irreps_tp_out.slices())
                if ir.l == 0 and ir.p == 1 for k in range(sl.start, sl.stop)]
         self.num_bias = len(idx)
@@ -112,7 +147,9 @@ class SteerableTensorProduct(nn.Module):
     def reset_parameters(self) -> None:
         """Weights and scalar biases uniform in :math:`\\pm 1/\\sqrt{\\text{fan-in}}` (as ``nn.Linear``)."""
         with torch.no_grad():
-            w = getattr(self.tp, "weight", None)
+            if isinstance(self.tp, _GauntProduct):
+                self.tp.reset_parameters()
+            w = None if isinstance(self.tp, _GauntProduct) else getattr(self.tp, "weight", None)
             if w is not None and w.numel():
                 w.uniform_(-1.0, 1.0)
                 if hasattr(self.tp, "weight_views"):
