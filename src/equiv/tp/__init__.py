@@ -18,6 +18,7 @@ See docs/tp.md for the algorithms and measured speed against e3nn.
 torch.Size([3, 16])
 """
 
+from ._expressivity import bilinear_hom_dimension, expressivity
 from ._gaunt import GauntTensorProduct, gaunt_path_coefficient
 from ._instruction import Instruction
 from ._message_passing import MessagePassingTensorProduct, message_passing
@@ -42,4 +43,6 @@ __all__ = [
     "MessagePassingTensorProduct",
     "GauntTensorProduct",
     "gaunt_path_coefficient",
+    "expressivity",
+    "bilinear_hom_dimension",
 ]
