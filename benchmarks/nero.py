@@ -68,7 +68,7 @@ def digits_part(args, figdir: Path, runs: Path) -> dict:
         }
         print(f"digits ({aug}): upright test accuracy {info['test_accuracy']:.3f}; over all angles {acc.summary()['mean']:.3f}")
 
-    fig, axes = plt.subplots(1, 2, subplot_kw={"projection": "polar"}, figsize=(8, 4.2))
+    fig, axes = plt.subplots(1, 2, subplot_kw={"projection": "polar"}, figsize=(8.6, 4.2), gridspec_kw={"wspace": 0.45})
     for ax, aug in zip(axes, ("none", "rotation")):
         conf, acc = results[aug]
         plot_polar(conf, ax=ax, samples=0, rmax=1.0, title=f"trained {'with' if aug == 'rotation' else 'without'} rotation augmentation")
@@ -102,7 +102,8 @@ def digits_part(args, figdir: Path, runs: Path) -> dict:
             axp.tick_params(labelsize=5)
             if j == 0:
                 axp.set_ylabel("plain" if r == 0 else "augmented", fontsize=7, labelpad=18)
-    fig.suptitle("per digit: confidence in the true class vs rotation angle (top row: plain CNN, bottom: augmented)", fontsize=9)
+    fig.suptitle("per digit: confidence in the true class vs rotation angle, counter-clockwise from 0 at the right\n"
+                 "(middle row: CNN trained on upright digits, bottom row: trained with rotation augmentation)", fontsize=9)
     save_figure(fig, figdir / "nero_digits_samples.png", dpi=90)
     return out
 
@@ -135,13 +136,18 @@ def nbody_part(args, figdir: Path, runs: Path) -> dict:
               f"vs consensus {cons.summary()['mean']:.3g}")
     vmax = max(float(r[0].aggregate().max()) for r in results.values())
     vmin = min(float(r[0].aggregate().min()) for r in results.values())
-    fig = plt.figure(figsize=(12, 3.0))
+    pick = 0  # one test system's orbit
+    smax = max(float(r[0].per_sample(pick).max()) for r in results.values())
+    smin = min(float(r[0].per_sample(pick).min()) for r in results.values())
+    fig = plt.figure(figsize=(12, 6.2))
     for k, (name, (truth, _, label)) in enumerate(results.items()):
-        ax = fig.add_subplot(1, 3, k + 1, projection="mollweide")
-        plot_sphere(truth, ax=ax, vmin=vmin, vmax=vmax, title=label)
-    fig.suptitle("charged 5-body test systems rotated over SO(3): mean position error by where the rotation sends the z axis",
-                 fontsize=9, y=0.98)
-    fig.subplots_adjust(top=0.85, wspace=0.08)
+        ax = fig.add_subplot(2, 3, k + 1, projection="mollweide")
+        plot_sphere(truth, ax=ax, vmin=vmin, vmax=vmax, title=f"{label}\nall {truth.num_samples} test systems (mean)")
+        ax = fig.add_subplot(2, 3, k + 4, projection="mollweide")
+        plot_sphere(truth, ax=ax, vmin=smin, vmax=smax, sample=pick, title=f"one test system's orbit")
+    fig.suptitle("charged 5-body test systems rotated over SO(3): mean position error (l2) by where the rotation sends the z axis",
+                 fontsize=9, y=0.99)
+    fig.subplots_adjust(top=0.88, wspace=0.08, hspace=0.35)
     save_figure(fig, figdir / "nero_nbody_so3.png", dpi=90)
     return out
 
@@ -204,6 +210,12 @@ def main(argv=None) -> int:
         except ImportError as exc:
             print(f"nbody part skipped: {exc}", file=sys.stderr)
     out_json.parent.mkdir(parents=True, exist_ok=True)
+    if out_json.is_file():  # keep the parts not re-run this time
+        old = json.loads(out_json.read_text())
+        for key in ("digits", "nbody"):
+            if key not in payload and key in old:
+                payload[key] = old[key]
+        payload["figures"] = sorted(set(old.get("figures", [])) | set(payload["figures"]))
     out_json.write_text(json.dumps(payload, indent=1))
     out_json.with_suffix(".md").write_text(markdown(payload))
     print(f"wrote {out_json} and {out_json.with_suffix('.md')}; figures in {figdir}")

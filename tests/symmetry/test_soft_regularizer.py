@@ -186,7 +186,8 @@ def test_soft_equivariance_errors_and_state():
 @pytest.mark.parametrize("group", ["o3", "o2_z"])
 def test_gated_products_mlp_equivariant_and_quadratic(group):
     """With products the exactly O(3)-equivariant model can express r r^T (the inertia tensor)."""
-    model = GatedMLP(REP_IN, REP_H, REP_OUT, num_hidden=2, equivariant_to=group, products=True).double()
+    model = GatedMLP(REP_IN, REP_H, REP_OUT, num_hidden=2, equivariant_to=group, products=True, skip=True).double()
+    assert len(model.layer_reps) == 4 and model.layer_reps[-1][0] is model.skip
     G = model.layer_reps[0][0].parametrizations.weight[0].projector.group
     x = torch.randn(16, REP_IN.dim, dtype=torch.float64)
     g = G.sample(1, dtype=torch.float64)[0]

@@ -68,17 +68,17 @@ def plot_polar(result, ax=None, samples: int = 5, title: str | None = None, rmax
     return ax
 
 
-def plot_sphere(result, ax=None, title: str | None = None, vmin=None, vmax=None, cmap="viridis", part: int = 0):
-    """Mollweide heat map of the aggregate metric on the sphere (SO(3), O(3) grids).
+def plot_sphere(result, ax=None, title: str | None = None, vmin=None, vmax=None, cmap="viridis", part: int = 0, sample: int | None = None):
+    """Mollweide heat map of the metric on the sphere (SO(3), O(3) grids).
 
     Longitude :math:`\\alpha`, latitude :math:`\\pi/2 - \\beta` of the north pole's image (or of the rotation
-    axis for ``axis_angle`` grids), averaged over the remaining angle. For O(3) ``part=1`` shows the
-    improper half.
+    axis for ``axis_angle`` grids), averaged over the remaining angle. Dataset-level (mean over samples)
+    by default, one sample's orbit with ``sample=i``. For O(3) ``part=1`` shows the improper half.
     """
     if ax is None:
         fig = plt.figure(figsize=(6, 3.4))
         ax = fig.add_subplot(111, projection="mollweide")
-    vals = result.on_grid()
+    vals = result.on_grid(None if sample is None else result.per_sample(sample))
     if vals.ndim == 4:  # O(3): (2, nb, na, ng)
         vals = vals[part]
     data = vals.mean(-1).numpy()  # (nb, na)

@@ -179,11 +179,16 @@ class GatedMLP(nn.Module):
     products : bool
         use :class:`GatedProducts` (gates and bilinear products; Cartesian ranks 0-2 only) instead of
         :class:`GatedNonlinearity`: needed when the output is quadratic or higher in vector inputs.
+    skip : bool
+        add a linear map ``rep_in -> rep_out`` to the output (a linear skip connection; also listed in
+        ``layer_reps``, so it is regularised / constrained like the other layers).
 
     Shapes: ``(..., rep_in.dim) -> (..., rep_out.dim)``.
     """
 
-    def __init__(self, rep_in, rep_hidden, rep_out, num_hidden: int = 2, equivariant_to=None, products: bool = False):
+    def __init__(
+        self, rep_in, rep_hidden, rep_out, num_hidden: int = 2, equivariant_to=None, products: bool = False, skip: bool = False
+    ):
         super().__init__()
         if not isinstance(num_hidden, int) or num_hidden < 0:
             raise ValueError(f"num_hidden={num_hidden!r}: expected an integer >= 0")
@@ -202,10 +207,14 @@ class GatedMLP(nn.Module):
         layers.append(lin)
         reps.append((lin, r, self.rep_out))
         self.net = nn.Sequential(*layers)
+        self.skip = nn.Linear(self.rep_in.dim, self.rep_out.dim, bias=False) if skip else None
+        if skip:
+            reps.append((self.skip, self.rep_in, self.rep_out))
         self.layer_reps = reps
         if equivariant_to is not None:
             for lin, rin, rout in reps:
                 make_equivariant_(lin, rin, rout, equivariant_to)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        y = self.net(x)
+        return y if self.skip is None else y + self.skip(x)
