@@ -168,7 +168,9 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     version, keys, gauss = state["python"]
     random.setstate((version, tuple(int(k) for k in keys), gauss))
     name, keys, pos, has_gauss, cached = state["numpy"]
+    # a checkpoint loaded with map_location="cuda" holds these on the GPU: generator states live on the CPU
+    keys = keys.cpu() if torch.is_tensor(keys) else keys
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
     torch.set_rng_state(state["torch"].cpu() if hasattr(state["torch"], "cpu") else state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
