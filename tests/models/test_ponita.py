@@ -63,6 +63,10 @@ def test_fixed_grid_rotation_error_shrinks_with_the_grid():
         errors.append(rep.rel_errors.mean().item())
     assert errors[0] > 1e-6  # a fixed discretisation of S^2 is not exactly equivariant ...
     assert errors[1] < errors[0] / 4  # ... but converges as the grid is refined
+    model.set_orientations(64)
+    assert model.grid.shape == (64, 3) and model.num_ori == 64 and model.grid.dtype == torch.float64
+    with pytest.raises(ValueError, match="num_ori"):
+        model.set_orientations(0)
 
 
 def test_training_mode_rotates_grid_and_calibrates():
