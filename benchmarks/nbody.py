@@ -39,7 +39,12 @@ def _row(r: dict, name: str) -> str:
     return (f"| {name} | {kw} | {r['test_mse']:.5f} | {pub if pub is not None else '—'} | {status} | "
             f"{r['epochs_run']} / {r['epochs_planned']} ({r['stop_reason']}) | {r['best_epoch']} | "
             f"{r['wall_time_s'] / 3600:.2f} h | {r['mean_epoch_s']:.2f} s | {r['device']} | "
-            f"{eq['rel_proper']:.1e} / {eq['rel_improper']:.1e} |")
+            f"{eq['rel_proper']:.1e} / {eq['rel_improper']:.1e}{_fine(eq)} |")
+
+
+def _fine(eq: dict) -> str:
+    f = eq.get("fine_grid")
+    return "" if not f else f" ({f['num_ori']}-point grid: {f['rel_proper']:.1e} / {f['rel_improper']:.1e})"
 
 
 HEADER = ("| run | model | test MSE | published | | epochs run / planned | best epoch | wall time | s/epoch | "

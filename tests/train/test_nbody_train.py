@@ -82,3 +82,12 @@ def test_time_limit_counts_this_call_on_resume(tmp_path):
     train_nbody(SMALL, epochs=50, time_limit=0.0, out=str(tmp_path / "r"))
     r = train_nbody(SMALL, epochs=50, time_limit=0.0, out=str(tmp_path / "r"), resume=True)
     assert r["epochs_run"] == 2  # one more epoch, although the total time exceeds the limit
+
+
+def test_ponita_reports_fine_grid_equivariance(tmp_path):
+    r = train_nbody({**SMALL, "model": "ponita",
+                     "model_kwargs": dict(hidden=4, num_layers=1, num_ori=4, basis_dim=4)},
+                    epochs=1, out=str(tmp_path / "p"))
+    eq = r["equivariance"]
+    assert eq["fine_grid"]["num_ori"] == 16
+    assert 0 < eq["fine_grid"]["max_rel"] < eq["max_rel"]

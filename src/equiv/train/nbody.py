@@ -440,6 +440,11 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
 
     best = load_model(best_path, map_location=device)
     eq = measure_equivariance(best, *task["test"][:3], num_systems=cfg["equivariance_systems"])
+    if hasattr(best, "set_orientations"):  # PONITA: the same model on a 4x finer orientation grid
+        fine = copy.deepcopy(best)
+        fine.set_orientations(4 * best.num_ori)
+        eq["fine_grid"] = dict(num_ori=fine.num_ori, **measure_equivariance(
+            fine, *task["test"][:3], num_systems=cfg["equivariance_systems"]))
     epochs_run = state["epoch"]
     epoch_times = [h["seconds"] for h in state["history"]]
     result = dict(
