@@ -83,7 +83,7 @@ def digits_part(args, figdir: Path, runs: Path) -> dict:
 
     # per-sample view: a few test digits and their orbits under both models
     picks = [int(torch.nonzero(data.test_labels == c)[0]) for c in (0, 1, 4, 6, 7, 9)]
-    fig = plt.figure(figsize=(10, 4.6))
+    fig = plt.figure(figsize=(10, 5.6))
     for j, i in enumerate(picks):
         ax = fig.add_subplot(3, len(picks), j + 1)
         ax.imshow(data.test_images[i, 0], cmap="gray_r")
@@ -98,12 +98,13 @@ def digits_part(args, figdir: Path, runs: Path) -> dict:
             axp.set_rmax(1.0)
             axp.set_rticks([0.5, 1.0])
             axp.set_xticks([0, math.pi / 2, math.pi, 3 * math.pi / 2])
-            axp.set_xticklabels(["0", "90", "180", "270"])
-            axp.tick_params(labelsize=5)
+            axp.set_xticklabels(["0°", "", "180°", ""])
+            axp.tick_params(labelsize=5, pad=-2)
             if j == 0:
                 axp.set_ylabel("plain" if r == 0 else "augmented", fontsize=7, labelpad=18)
     fig.suptitle("per digit: confidence in the true class vs rotation angle, counter-clockwise from 0 at the right\n"
                  "(middle row: CNN trained on upright digits, bottom row: trained with rotation augmentation)", fontsize=9)
+    fig.subplots_adjust(top=0.86, wspace=0.5, hspace=0.35)
     save_figure(fig, figdir / "nero_digits_samples.png", dpi=90)
     return out
 

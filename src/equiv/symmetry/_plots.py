@@ -157,8 +157,11 @@ def plot_orbit_samples(result, indices=None, ncols: int = 4, titles=None):
     indices = list(range(min(8, result.num_samples))) if indices is None else list(indices)
     nrows = max(1, math.ceil(len(indices) / ncols))
     polar = result.grid.layout == "circle"
+    projection = {"circle": "polar", "sphere": "mollweide"}.get(result.grid.layout)
+    size = (3.2, 2.3) if projection == "mollweide" else (2.3, 2.4)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(2.3 * ncols, 2.4 * nrows), subplot_kw={"projection": "polar"} if polar else {}, squeeze=False
+        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), subplot_kw={"projection": projection} if projection else {},
+        squeeze=False,
     )
     sub = _Subset(result)
     for k, ax in enumerate(axes.flat):
@@ -173,7 +176,10 @@ def plot_orbit_samples(result, indices=None, ncols: int = 4, titles=None):
             ax.tick_params(labelsize=5)
         else:
             plot_orbit(r, ax=ax, title=title)
-    fig.tight_layout()
+            if projection == "mollweide":
+                ax.set_yticklabels([])
+    if projection != "mollweide":
+        fig.tight_layout()
     return fig
 
 

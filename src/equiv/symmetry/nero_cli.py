@@ -160,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
         truth = orbit_evaluation(model, spec["inputs"], group, num_points, metric, targets=spec["targets"], **common)
         cons_metric = "accuracy" if metric in ("confidence", "cross_entropy") else metric
         consensus = orbit_evaluation(model, spec["inputs"], group, num_points, cons_metric, **common)
-    name = Path(args.checkpoint).stem
+    ck = Path(args.checkpoint)
+    name = f"{ck.parent.name}/{ck.stem}" if ck.stem in ("best", "checkpoint", "last") else ck.stem
     entries = [
         (f"{group}_{metric}_truth", truth, f"{metric} against the ground truth along {group} orbits of {truth.num_samples} test inputs."),
         (f"{group}_{cons_metric}_consensus", consensus,
