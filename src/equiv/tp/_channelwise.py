@@ -41,7 +41,9 @@ import torch
 __all__ = ["ChannelwisePath", "ChannelwisePlan", "channelwise_product"]
 
 #: Target size (bytes) of the per-chunk intermediates (T and Z); keeps them in the last-level cache.
-_CHUNK_BYTES = 24 * 2**20
+_CHUNK_BYTES = 8 * 2**20
+#: The forward keeps T and Z for the backward when they take less than this (else it recomputes).
+_KEEP_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -206,32 +208,35 @@ def _tc(t, g, n):
     return t[:, g.t_off : g.t_off + g.rows * g.c_dim].view(n, g.rows, g.c_dim)
 
 
-def _forward_chunk(plan, tens, x, y, w, tangent):
+def _forward_chunk(plan, tens, x, y, w, tangent, keep=None):
     n, u = y.shape[0], x.shape[2]
     t = _compute_t(plan, tens, y)
     wq = _weights(plan, tens, w, tangent)
-    zbuf = x.new_empty(n * plan.max_rows * u)
-    outs, cur = [], 0
+    zbuf = x.new_empty(n * plan.max_rows * u) if keep is None else None
+    outs, zs, cur = [], [], 0
     for g in plan.groups:
         if g.c_off > cur:
             outs.append(x.new_zeros(n, g.c_off - cur, u))
-        z = _build_z(g, x, wq, zbuf[: n * g.rows * u].view(n, g.rows, u))
+        z = zbuf[: n * g.rows * u].view(n, g.rows, u) if keep is None else x.new_empty(n, g.rows, u)
+        _build_z(g, x, wq, z)
+        zs.append(z)
         outs.append(torch.bmm(_tc(t, g, n).transpose(1, 2), z))
         cur = g.c_off + g.c_dim
     if plan.dim_g > cur:
         outs.append(x.new_zeros(n, plan.dim_g - cur, u))
-    return torch.cat(outs, 1)
+    if keep is not None:
+        keep.append((t, wq, zs))
+    return torch.cat(outs, 1) if len(outs) > 1 else outs[0]
 
 
-def _vjp_chunk(plan, tens, x, y, w, gout, need_x, need_y, need_w, tangent):
+def _vjp_chunk(plan, tens, x, y, w, gout, need_x, need_y, need_w, tangent, kept=None):
     n, u = y.shape[0], x.shape[2]
-    t = _compute_t(plan, tens, y)
-    wq = _weights(plan, tens, w, tangent)
+    t, wq, zs = kept if kept is not None else (_compute_t(plan, tens, y), _weights(plan, tens, w, tangent), None)
     gx = torch.zeros_like(x) if need_x else None
     gwq = x.new_empty(n, plan.num_paths, u) if need_w else None
     gts = []
-    buf = x.new_empty(n * plan.max_rows * u)
-    for g in plan.groups:
+    buf = x.new_empty(n * plan.max_rows * u) if need_y and zs is None else None
+    for k, g in enumerate(plan.groups):
         gc = gout[:, g.c_off : g.c_off + g.c_dim]
         tc = _tc(t, g, n)
         if need_x or need_w:
@@ -239,11 +244,13 @@ def _vjp_chunk(plan, tens, x, y, w, gout, need_x, need_y, need_w, tangent):
             for s in g.subs:
                 gzv = gz[:, s.r0 : s.r0 + s.nq * s.a_dim].view(n, s.nq, s.a_dim, u)
                 if need_x:
-                    gx[:, s.a_off : s.a_off + s.a_dim] += (gzv * wq[:, s.q0 : s.q0 + s.nq, None, :]).sum(1)
+                    gxa = gx[:, s.a_off : s.a_off + s.a_dim]
+                    for j in range(s.nq):
+                        gxa.addcmul_(gzv[:, j], wq[:, s.q0 + j, None, :])
                 if need_w:
-                    gwq[:, s.q0 : s.q0 + s.nq] = (gzv * x[:, None, s.a_off : s.a_off + s.a_dim, :]).sum(2)
+                    torch.sum(gzv * x[:, None, s.a_off : s.a_off + s.a_dim, :], 2, out=gwq[:, s.q0 : s.q0 + s.nq])
         if need_y:
-            z = _build_z(g, x, wq, buf[: n * g.rows * u].view(n, g.rows, u))
+            z = zs[k] if zs is not None else _build_z(g, x, wq, buf[: n * g.rows * u].view(n, g.rows, u))
             gts.append(torch.bmm(z, gc.transpose(1, 2)).view(n, -1))
     gy = _t_to_y(plan, tens, torch.cat(gts, 1)) if need_y else None
     gw = None
@@ -266,14 +273,16 @@ def _w_rows(w, sl):
     return w if w.shape[0] == 1 else w[sl]
 
 
-def _forward(plan, x, y, w, idx_x, idx_out, n_out, tangent=False):
+def _forward(plan, x, y, w, idx_x, idx_out, n_out, tangent=False, keep=None):
     tens = plan.tensors(y.dtype, y.device)
     n, u = y.shape[0], x.shape[2]
-    out = x.new_zeros((n if idx_out is None else n_out), plan.dim_g, u)
     step = plan.chunk_size(u, y.element_size())
+    if idx_out is None and step >= n:
+        return _forward_chunk(plan, tens, x if idx_x is None else x.index_select(0, idx_x), y, w, tangent, keep)
+    out = x.new_zeros((n if idx_out is None else n_out), plan.dim_g, u)
     for s in range(0, n, step):
         sl = slice(s, min(n, s + step))
-        r = _forward_chunk(plan, tens, _rows(x, sl, idx_x), y[sl], _w_rows(w, sl), tangent)
+        r = _forward_chunk(plan, tens, _rows(x, sl, idx_x), y[sl], _w_rows(w, sl), tangent, keep)
         if idx_out is None:
             out[sl] = r
         else:
@@ -281,18 +290,18 @@ def _forward(plan, x, y, w, idx_x, idx_out, n_out, tangent=False):
     return out
 
 
-def _vjp(plan, x, y, w, gout, idx_x, idx_out, need_x, need_y, need_w, tangent=False):
+def _vjp(plan, x, y, w, gout, idx_x, idx_out, need_x, need_y, need_w, tangent=False, kept=None):
     tens = plan.tensors(y.dtype, y.device)
     n, u = y.shape[0], x.shape[2]
     gx = torch.zeros_like(x) if need_x else None
     gy = torch.empty_like(y) if need_y else None
     gw = torch.zeros_like(w) if need_w else None
     step = plan.chunk_size(u, y.element_size())
-    for s in range(0, n, step):
+    for k, s in enumerate(range(0, n, step)):
         sl = slice(s, min(n, s + step))
         cx, cy, cw = _vjp_chunk(
             plan, tens, _rows(x, sl, idx_x), y[sl], _w_rows(w, sl), _rows(gout, sl, idx_out),
-            need_x, need_y, need_w, tangent,
+            need_x, need_y, need_w, tangent, None if kept is None else kept[k],
         )
         if need_x:
             if idx_x is None:
@@ -316,14 +325,19 @@ class _ChannelwiseProduct(torch.autograd.Function):
     def forward(ctx, plan, x, y, w, idx_x, idx_out, n_out, tangent):
         ctx.plan, ctx.n_out, ctx.tangent = plan, n_out, tangent
         ctx.save_for_backward(x, y, w, idx_x, idx_out)
-        return _forward(plan, x, y, w, idx_x, idx_out, n_out, tangent)
+        n, u = y.shape[0], x.shape[2]
+        size = n * (plan.t_size + plan.num_paths * u + sum(g.rows for g in plan.groups) * u) * y.element_size()
+        # keep T and Z for the first backward when cheap (the fused gather/scatter path never keeps)
+        ctx.kept = [] if (idx_x is None and idx_out is None and any(ctx.needs_input_grad[1:4])
+                          and size <= _KEEP_BYTES) else None
+        return _forward(plan, x, y, w, idx_x, idx_out, n_out, tangent, ctx.kept)
 
     @staticmethod
     def backward(ctx, gout):
         x, y, w, idx_x, idx_out = ctx.saved_tensors
         nx, ny, nw = ctx.needs_input_grad[1:4]
         gx, gy, gw = _ChannelwiseVJP.apply(
-            ctx.plan, x, y, w, gout, idx_x, idx_out, ctx.n_out, nx, ny, nw, ctx.tangent
+            ctx.plan, x, y, w, gout, idx_x, idx_out, ctx.n_out, nx, ny, nw, ctx.tangent, ctx.kept
         )
         return None, gx, gy, gw, None, None, None, None
 
@@ -332,11 +346,11 @@ class _ChannelwiseVJP(torch.autograd.Function):
     """(x, y, w, g) -> (dF/dx, dF/dy, dF/dw); its backward is made of products and VJPs again."""
 
     @staticmethod
-    def forward(ctx, plan, x, y, w, gout, idx_x, idx_out, n_out, need_x, need_y, need_w, tangent):
+    def forward(ctx, plan, x, y, w, gout, idx_x, idx_out, n_out, need_x, need_y, need_w, tangent, kept=None):
         ctx.plan, ctx.n_out, ctx.tangent = plan, n_out, tangent
         ctx.needs = (need_x, need_y, need_w)
         ctx.save_for_backward(x, y, w, gout, idx_x, idx_out)
-        return _vjp(plan, x, y, w, gout, idx_x, idx_out, need_x, need_y, need_w, tangent)
+        return _vjp(plan, x, y, w, gout, idx_x, idx_out, need_x, need_y, need_w, tangent, kept)
 
     @staticmethod
     def backward(ctx, ggx, ggy, ggw):
@@ -371,7 +385,7 @@ class _ChannelwiseVJP(torch.autograd.Function):
         if ggw is not None and (want_x or want_y):
             a, b, _ = vjp(plan, x, y, ggw, gout, idx_x, idx_out, n_out, want_x, want_y, False, True)
             gx, gy = add(gx, a), add(gy, b)
-        return None, gx, gy, gw, gg, None, None, None, None, None, None, None
+        return None, gx, gy, gw, gg, None, None, None, None, None, None, None, None
 
 
 def _reference(plan, x, y, w, idx_x=None, idx_out=None, n_out=None):

@@ -10,6 +10,7 @@ import torch
 from equiv import so3
 
 from ._instruction import irreps as _irreps
+from ._layout import inverse_permutation, select
 
 __all__ = ["GauntTensorProduct", "gaunt_path_coefficient"]
 
@@ -32,25 +33,6 @@ def gaunt_path_coefficient(l1: int, l2: int, l3: int) -> float:
     return float((G * C).sum())
 
 
-class _Permute(torch.autograd.Function):
-    """``x[:, perm]`` for a permutation ``perm`` (backward: ``g[:, inv]``, a gather, not a scatter-add)."""
-
-    @staticmethod
-    def forward(ctx, x, perm, inv):
-        ctx.perm, ctx.inv = perm, inv
-        return x.index_select(1, perm)
-
-    @staticmethod
-    def backward(ctx, g):
-        return _permute(g, ctx.inv, ctx.perm), None, None
-
-
-def _permute(x, perm, inv):
-    if torch.compiler.is_compiling():
-        return x.index_select(1, perm)
-    return _Permute.apply(x, perm, inv)
-
-
 def _row_permutation(irreps):
     """perm[u * rows + r] = mul_ir column of (channel u, row r) in `row_order`; and its inverse."""
     from ._gaunt_grid import row_order
@@ -58,8 +40,8 @@ def _row_permutation(irreps):
     mul = irreps[0].mul
     start = {ir.l: sl.start for sl, (_, ir) in zip(irreps.slices(), irreps)}
     order = row_order([ir.l for _, ir in irreps])
-    perm = torch.tensor([start[l] + u * (2 * l + 1) + m + l for u in range(mul) for l, m in order], dtype=torch.long)
-    return perm, torch.argsort(perm)
+    perm = [start[l] + u * (2 * l + 1) + m + l for u in range(mul) for l, m in order]
+    return inverse_permutation(perm, irreps.dim)
 
 
 def _signal_irreps(irreps, name, muls):
@@ -296,8 +278,8 @@ class GauntTensorProduct(torch.nn.Module):
         w = w.reshape(1, -1) if self.shared_weights else w.broadcast_to(batch + w.shape[-1:]).reshape(n, -1)
         w1, w2, w3 = self._split(w)
         (p1, i1), (p2, i2), (p3, i3) = ((p.to(x.device), i.to(x.device)) for p, i in self._perms)
-        X = _permute(x * self._columns(w1, self.irreps_in1), p1, i1).view(n, self.mul, -1)
-        Y = _permute(y * self._columns(w2, self.irreps_in2), p2, i2).view(n, self.mul2, -1)
+        X = select(x * self._columns(w1, self.irreps_in1), p1, i1).view(n, self.mul, -1)
+        Y = select(y * self._columns(w2, self.irreps_in2), p2, i2).view(n, self.mul2, -1)
         Z = self._fn(self._plan, X, Y)  # (n, C, rows3)
-        out = _permute(Z.reshape(n, -1), i3, p3) * self._columns(w3, self.irreps_out)
+        out = select(Z.reshape(n, -1), i3, p3) * self._columns(w3, self.irreps_out)
         return out.reshape(batch + (self.irreps_out.dim,))

@@ -22,7 +22,6 @@ import torch
 
 from ._sub import ChannelwiseTensorProduct
 from ._tensor_product import TensorProduct
-from ._channelwise import channelwise_product
 
 __all__ = ["message_passing", "MessagePassingTensorProduct"]
 
@@ -113,13 +112,12 @@ def message_passing(
             raise ValueError(
                 f"message_passing: receiver indices must be in [0, {num_nodes}), got [{int(receiver.min())}, {int(receiver.max())}]"
             )
+    if tp._single_group:
+        return tp._groups[0].product(node_feats, edge_attrs, edge_weights, sender, receiver, num_nodes)
     parts: dict[int, list] = {}
     for grp in tp._groups:
-        u = grp.mul
-        x = torch.cat([node_feats[:, sl].reshape(n, u, d).transpose(1, 2) for sl, d in grp.chan_blocks], 1)
-        g = channelwise_product(grp.plan, x.contiguous(), edge_attrs, grp.weights(edge_weights), sender, receiver, num_nodes)
-        for i_out, off, d in grp.out_blocks:
-            parts.setdefault(i_out, []).append(g[:, off : off + d].transpose(1, 2).reshape(num_nodes, u * d))
+        for i_out, t in grp.run(node_feats, edge_attrs, edge_weights, sender, receiver, num_nodes):
+            parts.setdefault(i_out, []).append(t)
     outs = []
     for k, mul_ir in enumerate(tp.irreps_out):
         if mul_ir.dim == 0:

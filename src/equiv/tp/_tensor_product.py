@@ -12,6 +12,7 @@ from equiv import so3
 
 from ._channelwise import ChannelwisePath, ChannelwisePlan, channelwise_product
 from ._instruction import Instruction, build_instructions, irreps as _irreps
+from ._layout import inverse_permutation, select
 
 __all__ = ["TensorProduct"]
 
@@ -66,6 +67,15 @@ class _EngineGroup:
                 n_w += m_other
         self.num_weights = n_w
         self.plan = ChannelwisePlan(paths, dim_x, other_irreps.dim, dim_g, max(n_w, 0))
+        # mul_ir <-> channel-last (rows, channel) column permutations, as gathers
+        cslices = chan_irreps.slices()
+        pin = [cslices[i].start + u * chan_irreps[i].ir.dim + m for i in chan_idx
+               for m in range(chan_irreps[i].ir.dim) for u in range(mul)]
+        pout = [(off + m) * mul + u for i, off, d in self.out_blocks for u in range(mul) for m in range(d)]
+        self._perm_in = inverse_permutation(pin, chan_irreps.dim)
+        self._perm_out = inverse_permutation(pout, dim_g * mul)
+        self.out_cols = [(i, off * mul, d * mul) for i, off, d in self.out_blocks]  # in the mul_ir output
+        self._dev: dict = {}
         # e3nn weight layout of an instruction: uvu (U, V) -> column v, channel u needs a transpose
         # unless V == 1; uvv (U, V) -> column u, channel v is already (rows, channel).
         contiguous = all(b[0] == w_blocks[0][0] + sum(x[1] for x in w_blocks[:k]) * mul for k, b in enumerate(w_blocks))
@@ -89,12 +99,23 @@ class _EngineGroup:
                 parts.append(blk.reshape(n, rows, u))
         return torch.cat(parts, 1)
 
-    def run(self, x1, x2, w):
+    def _perms(self, device):
+        p = self._dev.get(device)
+        if p is None:
+            p = self._dev[device] = tuple(t.to(device) for t in self._perm_in + self._perm_out)
+        return p
+
+    def product(self, x1, x2, w, idx=None, idx_out=None, n_out=None):
+        """The group's output irreps side by side in ``mul_ir`` layout, ``(n, sum of their dims)``."""
         xc, xo = (x1, x2) if self.mode == "uvu" else (x2, x1)
-        n, u = xc.shape[0], self.mul
-        x = torch.cat([xc[:, sl].reshape(n, u, d).transpose(1, 2) for sl, d in self.chan_blocks], 1)
-        g = channelwise_product(self.plan, x.contiguous(), xo, self.weights(w))
-        return [(i, g[:, off : off + d].transpose(1, 2).reshape(n, u * d)) for i, off, d in self.out_blocks]
+        pin, iin, pout, iout = self._perms(xc.device)
+        x = select(xc, pin, iin).view(xc.shape[0], -1, self.mul)
+        g = channelwise_product(self.plan, x, xo, self.weights(w), idx, idx_out, n_out)
+        return select(g.reshape(g.shape[0], -1), pout, iout)
+
+    def run(self, x1, x2, w, idx=None, idx_out=None, n_out=None):
+        g = self.product(x1, x2, w, idx, idx_out, n_out)
+        return [(i, g[:, off : off + d]) for i, off, d in self.out_cols]
 
 
 class TensorProduct(torch.nn.Module):
@@ -236,6 +257,10 @@ class TensorProduct(torch.nn.Module):
             _EngineGroup(mode, mul, items, self.irreps_in1, self.irreps_in2, self.irreps_out, offsets)
             for (mode, mul), items in groups.items()
         ]
+        nonempty = [k for k, mul_ir in enumerate(self.irreps_out) if mul_ir.dim > 0]
+        self._single_group = (
+            len(self._groups) == 1 and not self._generic and [b[0] for b in self._groups[0].out_blocks] == nonempty
+        )
         self._generic_cg: dict = {}
         # Coefficients of the generic paths are built here, not in forward: torch.compile (inductor)
         # must not trace several `clebsch_gordan` constant calls in one graph.
@@ -341,6 +366,8 @@ class TensorProduct(torch.nn.Module):
 
     def _compute(self, x, y, w):
         n = x.shape[0]
+        if self._single_group:  # one channelwise group writes every output irrep, in order
+            return self._groups[0].product(x, y, w)
         parts: dict[int, list] = {}
         for grp in self._groups:
             for i_out, t in grp.run(x, y, w):

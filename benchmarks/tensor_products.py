@@ -1,0 +1,406 @@
+"""Tensor products: equiv vs e3nn 0.4.4, side by side in one process on this CPU.
+
+Sections (``--quick`` runs a smaller grid):
+
+1. **CG** — the channelwise ``uvu`` product of NequIP/MACE, ``C x (0..L)`` features times
+   ``1 x (0..L)`` edge spherical harmonics into ``C x (0..L)`` (parities ``(-1)^l``), per-sample
+   weights; e3nn ``o3.TensorProduct`` vs ``equiv.tp.ChannelwiseTensorProduct`` with the same
+   instructions and weights (outputs compared). C in {16, 64}, batch in {1024, 10000}, L = 1..8.
+   A second table runs the SO(3) variant with every triangle path (all parities ``e``), which adds
+   the odd paths (more work).
+2. **Gaunt** — ``equiv.tp.GauntTensorProduct`` (grid and Fourier) against e3nn restricted to the
+   same (even) paths with Gaunt path weights, i.e. identical work (outputs compared), L = 1..12.
+3. **Fused message passing** — peak memory (fresh process each) and time of
+   ``equiv.tp.message_passing`` against gather -> product -> ``index_add`` (equiv's product and
+   e3nn's), 100k edges.
+
+Forward, backward (first order, ``retain_graph``) and double backward (gradient of an
+input-gradient, as in force training) are timed separately, after warm-up, construction excluded,
+interleaved (same load for both). Achieved GFLOP/s use each implementation's own arithmetic count
+and are compared with a measured fp32 matmul peak. Exponents are least-squares fits of
+log(time) against log(L). Results: ``benchmarks/results/tensor_products.{json,md,png}``.
+
+Usage: ``.venv/bin/python benchmarks/tensor_products.py [--quick] [--threads N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common  # noqa: E402
+
+common.setup()
+
+import torch  # noqa: E402
+
+from equiv import so3  # noqa: E402
+from equiv.tp import ChannelwiseTensorProduct, GauntTensorProduct, MessagePassingTensorProduct  # noqa: E402
+
+E3NN_MAX_S = 30.0  # skip an e3nn case whose forward is predicted to take longer than this
+E3NN_MAX_ELEMENTS = 6e8  # ... or whose per-path intermediates (B * C * sum d1 d3) exceed this
+
+
+def _irreps(mul: int, L: int, parity: str) -> str:
+    return "+".join(f"{mul}x{l}{'e' if parity == 'e' or l % 2 == 0 else 'o'}" for l in range(L + 1))
+
+
+def _paths(i1, i2, io):
+    return [
+        (a, b, c, "uvu", True)
+        for a, (m1, r1) in enumerate(i1)
+        for b, (_, r2) in enumerate(i2)
+        for c, (m3, r3) in enumerate(io)
+        if r3 in r1 * r2 and m1 == m3
+    ]
+
+
+def _dense_macs(tp) -> int:
+    """Per-sample multiply-adds of a dense per-path contraction (what e3nn computes)."""
+    i1, i2, io = tp.irreps_in1, tp.irreps_in2, tp.irreps_out
+    return sum(i1[k.i_in1].mul * i1[k.i_in1].ir.dim * i2[k.i_in2].ir.dim * io[k.i_out].ir.dim for k in tp.instructions)
+
+
+def _modes(fn, x, y, w):
+    """Closures timing forward, backward and double backward of ``fn(x, y, w)``."""
+    out = fn(x, y, w)
+    g = torch.randn_like(out)
+    vx, vy = torch.randn_like(x), torch.randn_like(y)
+    gx, gy = torch.autograd.grad(fn(x, y, w), (x, y), g, create_graph=True)
+    s = (gx * vx).sum() + (gy * vy).sum()
+
+    def fwd():
+        fn(x, y, w)
+
+    def bwd():
+        torch.autograd.grad(out, (x, y, w), g, retain_graph=True)
+
+    def dbl():
+        torch.autograd.grad(s, (x, y, w), retain_graph=True)
+
+    return {"fwd": fwd, "bwd": bwd, "dbl": dbl}
+
+
+def _e3nn_tp(o3, irreps1, irreps2, irreps_out, instructions, **kw):
+    return o3.TensorProduct(irreps1, irreps2, irreps_out, instructions, shared_weights=False, internal_weights=False, **kw)
+
+
+def bench_cg(o3, C, B, L, parity, repeat, history):
+    i1, i2 = _irreps(C, L, parity), _irreps(1, L, parity)
+    ins = _paths(o3.Irreps(i1), o3.Irreps(i2), o3.Irreps(i1))
+    ours = ChannelwiseTensorProduct(i1, i2, i1, shared_weights=False)
+    assert [tuple(i[:3]) for i in ours.instructions] == [tuple(i[:3]) for i in ins]
+    x = torch.randn(B, ours.irreps_in1.dim, requires_grad=True)
+    y = so3.spherical_harmonics(list(range(L + 1)), torch.randn(B, 3), normalization="component")
+    if parity == "e":
+        y = torch.randn_like(y)
+    y.requires_grad_(True)
+    w = torch.randn(B, ours.weight_numel, requires_grad=True)
+    row = {"C": C, "B": B, "L": L, "parity": parity, "paths": len(ins),
+           "equiv_flops_fwd": 2 * B * ours._groups[0].plan.flops(C), "e3nn_flops_fwd": 2 * B * _dense_macs(ours)}
+    fns = {f"equiv_{k}": f for k, f in _modes(ours, x, y, w).items()}
+    key = (C, B, parity)
+    predicted = _predict(history.get(key), row["e3nn_flops_fwd"])
+    elements = B * C * sum(ours.irreps_in1[k.i_in1].ir.dim * ours.irreps_out[k.i_out].ir.dim for k in ours.instructions)
+    if predicted > E3NN_MAX_S or elements > E3NN_MAX_ELEMENTS:
+        row["e3nn_skipped"] = f"predicted forward {predicted:.0f} s or {elements:.1e} intermediate elements beyond the budget"
+    else:
+        ref = _e3nn_tp(o3, i1, i2, i1, ins)
+        with torch.no_grad():
+            row["max_abs_diff_vs_e3nn"] = (ours(x[:256], y[:256], w[:256]) - ref(x[:256], y[:256], w[:256])).abs().max().item()
+        fns.update({f"e3nn_{k}": f for k, f in _modes(ref, x, y, w).items()})
+    res = common.compare(fns, warmup=3, repeat=repeat, budget_s=60.0)
+    row["times"] = res
+    if "e3nn_fwd" in res and "median_s" in res["e3nn_fwd"]:
+        history[key] = (row["e3nn_flops_fwd"], res["e3nn_fwd"]["median_s"])
+    return row
+
+
+def _predict(prev, flops):
+    if prev is None:
+        return 0.0
+    f0, t0 = prev
+    return t0 * flops / f0
+
+
+def bench_gaunt(o3, C, B, L, repeat, history, with_e3nn=True, fourier=True):
+    irr, sh = _irreps(C, L, "y"), _irreps(1, L, "y")
+    grid = GauntTensorProduct(irr, sh, irr, method="grid", shared_weights=False)
+    x = torch.randn(B, grid.irreps_in1.dim, requires_grad=True)
+    y = so3.spherical_harmonics(list(range(L + 1)), torch.randn(B, 3), normalization="component").requires_grad_(True)
+    w = torch.randn(B, grid.weight_numel, requires_grad=True)
+    row = {"C": C, "B": B, "L": L, "paths": len(grid.paths()), "grid_points": grid._plan.points,
+           "grid_flops_fwd": 2 * B * C * grid._plan.flops()}
+    fns = {f"grid_{k}": f for k, f in _modes(grid, x, y, w).items()}
+    if fourier:
+        four = GauntTensorProduct(irr, sh, irr, method="fourier", shared_weights=False)
+        fns["fourier_fwd"] = _modes(four, x, y, w)["fwd"]
+        with torch.no_grad():
+            row["max_abs_diff_fourier_vs_grid"] = (four(x[:64], y[:64], w[:64]) - grid(x[:64], y[:64], w[:64])).abs().max().item()
+    if with_e3nn:
+        ins = grid.cg_instructions()
+        dense = B * sum(C * (2 * a + 1) * (2 * b + 1) * (2 * c + 1) for a, b, c in (
+            (grid._ls1[i], grid._ls2[j], grid._ls3[k]) for i, j, k in grid.paths()))
+        row["e3nn_flops_fwd"] = 2 * dense
+        predicted = _predict(history.get((C, B, "y")), 2 * dense)
+        elements = B * C * sum((2 * grid._ls1[i] + 1) * (2 * grid._ls3[k] + 1) for i, j, k in grid.paths())
+        if predicted > E3NN_MAX_S or elements > E3NN_MAX_ELEMENTS:
+            row["e3nn_skipped"] = f"predicted forward {predicted:.0f} s or {elements:.1e} intermediate elements beyond the budget"
+        else:
+            ref = _e3nn_tp(o3, irr, sh, irr, ins, irrep_normalization="none", path_normalization="none")
+            wg = grid.cg_weights(w).detach().requires_grad_(True)
+            with torch.no_grad():
+                row["max_abs_diff_vs_e3nn"] = (grid(x[:64], y[:64], w[:64]) - ref(x[:64], y[:64], wg[:64])).abs().max().item()
+            fns.update({f"e3nn_{k}": f for k, f in _modes(ref, x, y, wg).items()})
+    res = common.compare(fns, warmup=3, repeat=repeat, budget_s=60.0)
+    row["times"] = res
+    if "e3nn_fwd" in res and "median_s" in res["e3nn_fwd"]:
+        history[(C, B, "y")] = (row["e3nn_flops_fwd"], res["e3nn_fwd"]["median_s"])
+    return row
+
+
+# ------------------------------------------------------------------------- message passing memory
+MP_NODE, MP_EDGE = "64x0e + 64x1o", "0e + 1o + 2e + 3o"
+
+
+def mp_worker(impl: str, edges: int) -> dict:
+    """One memory/time measurement of fwd+bwd (run in a fresh process by `bench_message_passing`)."""
+    torch.manual_seed(0)
+    n = max(1, edges // 20)
+    conv = MessagePassingTensorProduct(MP_NODE, MP_EDGE, filter_ir_out="0e + 1o + 2e + 3o")
+    h = torch.randn(n, conv.irreps_node.dim, requires_grad=True)
+    a = so3.spherical_harmonics([0, 1, 2, 3], torch.randn(edges, 3), normalization="component").requires_grad_(True)
+    w = torch.randn(edges, conv.weight_numel, requires_grad=True)
+    ei = torch.randint(0, n, (2, edges))
+    if impl == "fused":
+        fn = conv
+    elif impl == "unfused_equiv":
+        fn = conv.unfused
+    else:
+        from e3nn import o3
+
+        ref = _e3nn_tp(o3, str(conv.irreps_node), str(conv.irreps_edge), str(conv.irreps_out),
+                       [tuple(i[:5]) for i in conv.instructions])
+
+        def fn(h, a, w, ei, num_nodes=None):
+            msg = ref(h[ei[0]], a, w)
+            return msg.new_zeros(h.shape[0], msg.shape[1]).index_add(0, ei[1], msg)
+
+    def step():
+        out = fn(h, a, w, ei)
+        torch.autograd.grad(out, (h, a, w), torch.ones_like(out))
+
+    step()  # warm-up (TorchScript profiling, plan tensors): its memory is released before the measurement
+    peak = common.peak_rss_delta(step)
+    times = common.compare({"fwd_bwd": step}, warmup=1, repeat=3, budget_s=60)["fwd_bwd"]
+    return {"impl": impl, "edges": edges, "nodes": n, "peak_rss_delta_MB": peak / 2**20, "fwd_bwd_s": times.get("median_s")}
+
+
+def bench_message_passing(edges: int) -> dict:
+    rows = [common.run_isolated([__file__, "--mp-worker", impl, str(edges)]) for impl in ("fused", "unfused_equiv", "unfused_e3nn")]
+    return {"edges": edges, "node_irreps": MP_NODE, "edge_irreps": MP_EDGE, "rows": rows}
+
+
+# ------------------------------------------------------------------------- report
+def _ms(row, name):
+    t = row["times"].get(name, {})
+    return t.get("median_s", math.nan) * 1e3
+
+
+def _ratio(row, a, b):
+    ta, tb = _ms(row, a), _ms(row, b)
+    return ta / tb if tb and not math.isnan(ta) and not math.isnan(tb) else math.nan
+
+
+def _fmt(v, spec=".1f"):
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    peak = results["matmul_peak_gflops"]
+    lines = [
+        "# Tensor products: equiv vs e3nn 0.4.4",
+        "",
+        f"Command: `{results['command']}` ({results['wall_s'] / 60:.1f} min). CPU: {m['cpu']}, "
+        f"{m['torch_threads']} threads, torch {m['torch']}, e3nn {m.get('e3nn', '?')}. "
+        f"Load average at start/end: {results['load_start']} / {m.get('load_average_1_5_15min')} "
+        "(the 2 cores are shared with other jobs: absolute times are noisy, ratios are measured "
+        "interleaved in the same process). Measured fp32 matmul peak: "
+        f"{peak:.1f} GFLOP/s.",
+        "",
+        "Times are medians in ms; ratio = e3nn / equiv (higher is better for equiv); fwd+bwd = "
+        "forward + first-order backward; dbl = double backward (gradient of an input gradient). "
+        "GFLOP/s: each implementation's own forward arithmetic (equiv: shared contraction + "
+        "channel products; e3nn: dense per-path contraction) over its forward time.",
+        "",
+    ]
+    for parity, title in (("y", "CG channelwise `uvu`, parities (-1)^l (the MACE/NequIP convolution)"),
+                          ("e", "CG channelwise `uvu`, SO(3), all triangle paths (odd ones too)")):
+        rows = [r for r in results["cg"] if r["parity"] == parity]
+        if not rows:
+            continue
+        lines += [f"## {title}", "",
+                  "| C | batch | L | paths | e3nn fwd | equiv fwd | ratio fwd | ratio fwd+bwd | ratio dbl | equiv GFLOP/s (% peak) | e3nn GFLOP/s | max abs diff |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            fb_e = _ms(r, "e3nn_fwd") + _ms(r, "e3nn_bwd")
+            fb_q = _ms(r, "equiv_fwd") + _ms(r, "equiv_bwd")
+            gq = r["equiv_flops_fwd"] / (_ms(r, "equiv_fwd") / 1e3) / 1e9
+            ge = r["e3nn_flops_fwd"] / (_ms(r, "e3nn_fwd") / 1e3) / 1e9
+            lines.append(
+                f"| {r['C']} | {r['B']} | {r['L']} | {r['paths']} | {_fmt(_ms(r, 'e3nn_fwd'))} | {_fmt(_ms(r, 'equiv_fwd'))} | "
+                f"{_fmt(_ratio(r, 'e3nn_fwd', 'equiv_fwd'), '.2f')} | {_fmt(fb_e / fb_q, '.2f')} | "
+                f"{_fmt(_ratio(r, 'e3nn_dbl', 'equiv_dbl'), '.2f')} | {_fmt(gq)} ({_fmt(100 * gq / peak, '.0f')}%) | {_fmt(ge)} | "
+                f"{_fmt(r.get('max_abs_diff_vs_e3nn'), '.1e')}{' (e3nn skipped)' if 'e3nn_skipped' in r else ''} |"
+            )
+        lines.append("")
+    if results["cg_exponents"]:
+        lines += ["Fitted exponent of forward time vs L (L >= 2): " + ", ".join(
+            f"{k}: {v:.2f}" for k, v in results["cg_exponents"].items()), ""]
+    if results["gaunt"]:
+        lines += ["## Gaunt product (grid / Fourier) vs e3nn on the same even paths with Gaunt path weights", "",
+                  "| C | batch | L | paths | grid points | e3nn fwd | grid fwd | Fourier fwd | ratio fwd | ratio fwd+bwd | ratio dbl | grid GFLOP/s | max abs diff (e3nn, Fourier) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in results["gaunt"]:
+            fb_e = _ms(r, "e3nn_fwd") + _ms(r, "e3nn_bwd")
+            fb_g = _ms(r, "grid_fwd") + _ms(r, "grid_bwd")
+            gg = r["grid_flops_fwd"] / (_ms(r, "grid_fwd") / 1e3) / 1e9
+            lines.append(
+                f"| {r['C']} | {r['B']} | {r['L']} | {r['paths']} | {r['grid_points']} | {_fmt(_ms(r, 'e3nn_fwd'))} | "
+                f"{_fmt(_ms(r, 'grid_fwd'))} | {_fmt(_ms(r, 'fourier_fwd'))} | {_fmt(_ratio(r, 'e3nn_fwd', 'grid_fwd'), '.1f')} | "
+                f"{_fmt(fb_e / fb_g, '.1f')} | {_fmt(_ratio(r, 'e3nn_dbl', 'grid_dbl'), '.1f')} | {_fmt(gg)} | "
+                f"{_fmt(r.get('max_abs_diff_vs_e3nn'), '.1e')}, {_fmt(r.get('max_abs_diff_fourier_vs_grid'), '.1e')} |"
+            )
+        lines += ["", "Fitted exponents of time vs L: " + ", ".join(
+            f"{k}: {v:.2f}" for k, v in results["gaunt_exponents"].items()), ""]
+    mp = results.get("message_passing")
+    if mp:
+        lines += [f"## Fused message passing, {mp['edges']} edges ({MP_NODE} x {MP_EDGE}, forward + backward)", "",
+                  "| implementation | nodes | peak memory added (MB) | fwd+bwd (ms) |", "|---|---|---|---|"]
+        for r in mp["rows"]:
+            if "error" in r:
+                lines.append(f"| ? | | error: {r['error']} | |")
+                continue
+            lines.append(f"| {r['impl']} | {r['nodes']} | {r['peak_rss_delta_MB']:.0f} | {_fmt(1e3 * r['fwd_bwd_s'] if r['fwd_bwd_s'] else None)} |")
+        lines.append("")
+        fused = next((r for r in mp["rows"] if r.get("impl") == "fused"), None)
+        if fused:
+            for r in mp["rows"]:
+                if r.get("impl", "").startswith("unfused") and fused.get("peak_rss_delta_MB"):
+                    lines.append(f"- {r['impl']} / fused peak memory: {r['peak_rss_delta_MB'] / fused['peak_rss_delta_MB']:.1f}x")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def figure(results: dict):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    ax = axes[0]
+    for C, B in sorted({(r["C"], r["B"]) for r in results["cg"] if r["parity"] == "y"}):
+        rows = [r for r in results["cg"] if r["parity"] == "y" and r["C"] == C and r["B"] == B]
+        Ls = [r["L"] for r in rows]
+        ax.plot(Ls, [_ms(r, "equiv_fwd") + _ms(r, "equiv_bwd") for r in rows], "o-", label=f"equiv C={C} B={B}")
+        ax.plot(Ls, [_ms(r, "e3nn_fwd") + _ms(r, "e3nn_bwd") for r in rows], "x--", label=f"e3nn C={C} B={B}")
+    ax.set(yscale="log", xlabel="L", ylabel="forward + backward (ms)", title="CG channelwise uvu")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    for C, B in sorted({(r["C"], r["B"]) for r in results["gaunt"]}):
+        rows = [r for r in results["gaunt"] if r["C"] == C and r["B"] == B]
+        ax.plot([r["L"] for r in rows], [_ms(r, "grid_fwd") for r in rows], "o-", label=f"Gaunt grid C={C} B={B}")
+        ax.plot([r["L"] for r in rows], [_ms(r, "fourier_fwd") for r in rows], "s:", label=f"Gaunt Fourier C={C} B={B}")
+        ax.plot([r["L"] for r in rows], [_ms(r, "e3nn_fwd") for r in rows], "x--", label=f"e3nn (same paths) C={C} B={B}")
+    ax.set(xscale="log", yscale="log", xlabel="L", ylabel="forward (ms)", title="Gaunt product")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _exponents(rows, key_fmt, time_key, lmin, lmax):
+    out = {}
+    groups = {}
+    for r in rows:
+        groups.setdefault(key_fmt(r), []).append(r)
+    for k, rs in groups.items():
+        pts = [(r["L"], _ms(r, time_key)) for r in rs if lmin <= r["L"] <= lmax and not math.isnan(_ms(r, time_key))]
+        if len(pts) >= 3:
+            out[k] = common.fit_exponent([p[0] for p in pts], [p[1] for p in pts])
+    return out
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--mp-worker":
+        print(json.dumps(mp_worker(sys.argv[2], int(sys.argv[3]))))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small grid (C=16, batch 1024, fewer L), a few minutes")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["cg", "cg_all", "gaunt", "mp"], help="sections to skip")
+    args = parser.parse_args()
+    common.setup(args.threads)
+    from e3nn import o3
+
+    t_start = time.perf_counter()
+    results = {"command": " ".join(["benchmarks/tensor_products.py"] + sys.argv[1:]),
+               "load_start": common.machine_info().get("load_average_1_5_15min"),
+               "matmul_peak_gflops": common.matmul_peak_gflops(), "cg": [], "gaunt": []}
+    if args.quick:
+        cs, bs, ls, gls, repeat, edges = [16], [1024], [1, 2, 4, 6], [2, 4, 6, 8, 10, 12], 3, 20000
+    else:
+        cs, bs, ls, gls, repeat, edges = [16, 64], [1024, 10000], list(range(1, 9)), list(range(1, 13)), 5, 100000
+    history = {}
+    if "cg" not in args.skip:
+        for C in cs:
+            for B in bs:
+                for L in ls:
+                    row = bench_cg(o3, C, B, L, "y", repeat, history)
+                    results["cg"].append(row)
+                    print(f"cg C={C} B={B} L={L}: equiv fwd {_ms(row, 'equiv_fwd'):.1f} ms, e3nn/equiv fwd "
+                          f"{_ratio(row, 'e3nn_fwd', 'equiv_fwd'):.2f}, bwd {_ratio(row, 'e3nn_bwd', 'equiv_bwd'):.2f}, "
+                          f"dbl {_ratio(row, 'e3nn_dbl', 'equiv_dbl'):.2f}", flush=True)
+    if "cg_all" not in args.skip:
+        for L in ls:
+            row = bench_cg(o3, cs[0], bs[0], L, "e", repeat, history)
+            results["cg"].append(row)
+            print(f"cg SO(3) all paths C={cs[0]} B={bs[0]} L={L}: e3nn/equiv fwd {_ratio(row, 'e3nn_fwd', 'equiv_fwd'):.2f}, "
+                  f"bwd {_ratio(row, 'e3nn_bwd', 'equiv_bwd'):.2f}", flush=True)
+    results["cg_exponents"] = {
+        **_exponents([r for r in results["cg"] if r["parity"] == "y"], lambda r: f"equiv C={r['C']} B={r['B']}", "equiv_fwd", 2, 8),
+        **_exponents([r for r in results["cg"] if r["parity"] == "y"], lambda r: f"e3nn C={r['C']} B={r['B']}", "e3nn_fwd", 2, 8),
+    }
+    if "gaunt" not in args.skip:
+        for C in cs:
+            for L in gls:
+                row = bench_gaunt(o3, C, bs[0], L, repeat, history, with_e3nn=L <= 8)
+                results["gaunt"].append(row)
+                print(f"gaunt C={C} B={bs[0]} L={L}: grid fwd {_ms(row, 'grid_fwd'):.1f} ms, e3nn/grid fwd "
+                      f"{_ratio(row, 'e3nn_fwd', 'grid_fwd'):.1f}, bwd {_ratio(row, 'e3nn_bwd', 'grid_bwd'):.1f}", flush=True)
+    results["gaunt_exponents"] = {
+        **_exponents(results["gaunt"], lambda r: f"grid fwd C={r['C']} (L 4..12)", "grid_fwd", 4, 12),
+        **_exponents(results["gaunt"], lambda r: f"grid bwd C={r['C']} (L 4..12)", "grid_bwd", 4, 12),
+        **_exponents(results["gaunt"], lambda r: f"Fourier fwd C={r['C']} (L 4..12)", "fourier_fwd", 4, 12),
+        **_exponents(results["gaunt"], lambda r: f"e3nn fwd C={r['C']} (L 4..8)", "e3nn_fwd", 4, 8),
+    }
+    if "mp" not in args.skip:
+        results["message_passing"] = bench_message_passing(edges)
+        print("message passing:", json.dumps(results["message_passing"]["rows"]), flush=True)
+    results["machine"] = common.machine_info()
+    results["wall_s"] = time.perf_counter() - t_start
+    paths = common.write_results("tensor_products" + ("_quick" if args.quick else ""), results, markdown(results), figure(results))
+    print("wrote", ", ".join(str(p) for p in paths))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+r"""Column permutations between e3nn's ``mul_ir`` layout and the kernels' layouts, as gathers.
+
+``select(x, perm, inv)`` returns ``x[:, perm]``; ``place(z, inv, perm)`` is its adjoint: it puts the
+columns of ``z`` back where they came from (``zeros`` elsewhere). Both are gathers, and each is the
+other's backward, so first, second and higher derivatives never need a scatter-add (which is
+slow on CPU). ``perm`` lists source columns (each at most once); ``inv[j]`` is the position of
+column ``j`` in ``perm`` or ``len(perm)`` (a zero column) when ``j`` is not selected.
+
+>>> import torch
+>>> perm, inv = inverse_permutation([2, 0], 3)
+>>> x = torch.tensor([[1., 2., 3.]])
+>>> select(x, perm, inv), place(select(x, perm, inv), inv, perm)
+(tensor([[3., 1.]]), tensor([[1., 0., 3.]]))
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["select", "place", "inverse_permutation"]
+
+
+def inverse_permutation(perm, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(perm, inv)`` as long tensors for `select`/`place` on ``width`` columns."""
+    perm = torch.as_tensor(perm, dtype=torch.long)
+    inv = torch.full((width,), len(perm), dtype=torch.long)
+    inv[perm] = torch.arange(len(perm))
+    return perm, inv
+
+
+class _Select(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, perm, inv):
+        ctx.perm, ctx.inv = perm, inv
+        return x.index_select(1, perm)
+
+    @staticmethod
+    def backward(ctx, g):
+        return place(g, ctx.inv, ctx.perm), None, None
+
+
+class _Place(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, inv, perm):
+        ctx.perm, ctx.inv = perm, inv
+        return torch.cat([z, z.new_zeros(z.shape[0], 1)], 1).index_select(1, inv)
+
+    @staticmethod
+    def backward(ctx, g):
+        return select(g, ctx.perm, ctx.inv), None, None
+
+
+def select(x: torch.Tensor, perm: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+    """``x[:, perm]`` for ``x`` of shape ``(n, width)`` (gather forward and backward)."""
+    if torch.compiler.is_compiling():
+        return x.index_select(1, perm)
+    return _Select.apply(x, perm, inv)
+
+
+def place(z: torch.Tensor, inv: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """Adjoint of `select`: ``out[:, perm] = z``, zeros elsewhere (gather forward and backward)."""
+    if torch.compiler.is_compiling():
+        return torch.cat([z, z.new_zeros(z.shape[0], 1)], 1).index_select(1, inv)
+    return _Place.apply(z, inv, perm)
