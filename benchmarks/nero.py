@@ -79,7 +79,7 @@ def digits_part(args, figdir: Path, runs: Path) -> dict:
         ax.set_rticks([0.25, 0.5, 0.75, 1.0])
         ax.legend(loc="lower left", fontsize=6, bbox_to_anchor=(-0.15, -0.15))
     fig.suptitle("8x8 digits under rotation: mean confidence in the true class (blue) and accuracy (green)", fontsize=9)
-    save_figure(fig, figdir / "nero_digits_polar.png", dpi=90)
+    save_figure(fig, figdir / "nero_digits_polar.png", dpi=90, compact=True)
 
     # per-sample view: a few test digits and their orbits under both models
     picks = [int(torch.nonzero(data.test_labels == c)[0]) for c in (0, 1, 4, 6, 7, 9)]
@@ -105,7 +105,7 @@ def digits_part(args, figdir: Path, runs: Path) -> dict:
     fig.suptitle("per digit: confidence in the true class vs rotation angle, counter-clockwise from 0 at the right\n"
                  "(middle row: CNN trained on upright digits, bottom row: trained with rotation augmentation)", fontsize=9)
     fig.subplots_adjust(top=0.86, wspace=0.5, hspace=0.35)
-    save_figure(fig, figdir / "nero_digits_samples.png", dpi=90)
+    save_figure(fig, figdir / "nero_digits_samples.png", dpi=90, compact=True)
     return out
 
 
@@ -149,7 +149,7 @@ def nbody_part(args, figdir: Path, runs: Path) -> dict:
     fig.suptitle("charged 5-body test systems rotated over SO(3): mean position error (l2) by where the rotation sends the z axis",
                  fontsize=9, y=0.99)
     fig.subplots_adjust(top=0.88, wspace=0.08, hspace=0.35)
-    save_figure(fig, figdir / "nero_nbody_so3.png", dpi=90)
+    save_figure(fig, figdir / "nero_nbody_so3.png", dpi=90, compact=True)
     return out
 
 

@@ -307,6 +307,8 @@ def main(argv=None) -> int:
     p.add_argument("--field", type=float, default=1.0, help="external field strength along z (nbody_field)")
     p.add_argument("--nbody-steps", dest="nbody_steps", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--report-only", dest="report_only", action="store_true",
+                   help="rewrite the Markdown from the existing JSON without training")
     p.add_argument("--skip", action=argparse.BooleanOptionalAction, default=False,
                    help="linear skip connection rep_in -> rep_out in the gated models (helps the N-body task)")
     p.add_argument("--out", default=str(RESULTS / "soft_equivariance"))
@@ -319,7 +321,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     tasks = {"inertia": inertia_task, "nbody_field": nbody_field_task}
     results = {}
-    for name in args.tasks.split(","):
+    for name in ([] if args.report_only else args.tasks.split(",")):
         if name not in tasks:
             raise SystemExit(f"--tasks: unknown task {name!r}; expected {sorted(tasks)}")
         try:
@@ -335,6 +337,7 @@ def main(argv=None) -> int:
             if name not in results:
                 res.setdefault("config", old.get("config", {}))
                 results[name] = res
+    results = {k: results[k] for k in sorted(results, key=lambda k: list(tasks).index(k) if k in tasks else 99)}
     payload = {"config": vars(args), "torch": torch.__version__, "results": results}
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
     out.with_suffix(".md").write_text(markdown(results, args))

@@ -36,6 +36,11 @@ def test_polar_plot_draws_aggregate_and_circle(tmp_path):
     assert np.allclose(circle.get_ydata(), res.summary()["mean"])
     path = save_figure(ax, tmp_path / "polar.png")
     assert path.stat().st_size > 5000 and path.read_bytes()[:4] == b"\x89PNG"
+    from PIL import Image
+
+    small = save_figure(plot_polar(res, samples=2), tmp_path / "polar_small.png", compact=True)
+    with Image.open(small) as im:
+        assert im.mode == "P" and im.size[0] > 100
 
 
 def test_o2_polar_has_reflected_half():
