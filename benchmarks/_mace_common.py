@@ -253,7 +253,9 @@ def run_mace_torch(cfg: dict, out_dir: Path, keep_dir: Path) -> dict:
         report["tests"][name] = m
     report["wall_s"], report["load_avg_start"], report["load_avg_end"] = time.perf_counter() - t_wall, load0, _load()
     keep_dir.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(keep_dir / "mace_torch_model.pt", {"state_dict": model.state_dict(), "config": CONFIG,
+    # the coupling tensors (U_matrix buffers) are rebuilt by the constructor: not stored (load with strict=False)
+    weights = {k: v for k, v in model.state_dict().items() if "U_matrix" not in k}
+    save_checkpoint(keep_dir / "mace_torch_model.pt", {"state_dict": weights, "config": CONFIG,
                                                        "species": species, "e0": e0, "statistics": stats,
                                                        "cutoff": cfg["cutoff"], "dtype": cfg["dtype"]})
     (keep_dir / "test_report.json").write_text(json.dumps(report, indent=2))

@@ -243,6 +243,13 @@ def test_same_energies_and_forces_as_mace_torch_with_converted_weights(tmp_path)
     basis = predict_properties(MACE.from_mace_torch(ref, product_weights="basis"), batch)
     assert (want["energy"] - basis["energy"]).abs().max() < 1e-9
     assert (want["forces"] - basis["forces"]).abs().max() < 1e-9
+    # a float32 mace-torch model (rounded coupling tensors) converts too
+    import copy
+
+    ours32 = MACE.from_mace_torch(copy.deepcopy(ref).float())
+    assert next(ours32.parameters()).dtype == torch.float32
+    got32 = predict_properties(ours32, batch.to(dtype=torch.float32))
+    assert (want["forces"] - got32["forces"].double()).abs().max() < 1e-5
 
 
 def test_basis_product_weights_same_function_fewer_parameters():
