@@ -12,8 +12,8 @@ the gradients are :math:`\partial F/\partial x`, :math:`\partial F/\partial y`: 
 ``synthesis(t, leg, coeffs)`` (coefficients ``(n, c, rows)`` → function values),
 ``analysis(t, leg, values)`` (values → coefficients, the integral against each harmonic), the number
 of ``points`` per channel and the ``channel_dim`` of the values. The batch is processed in chunks that
-fit in the cache; nothing but the inputs is kept for the backward pass, which recomputes and is
-itself made of the same kernels (double backward for forces).
+fit in the cache; the backward reuses the forward's synthesised legs when they are small (else it
+recomputes them) and is itself made of the same kernels (double backward for forces).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ __all__ = ["gaunt_form"]
 
 #: Size (bytes) of one array of function values of one chunk (about three are live).
 _CHUNK_BYTES = 4 * 2**20
+#: The forward keeps the two synthesised legs for the backward when they take less than this.
+_KEEP_BYTES = 64 * 2**20
 
 
 def _chunks(plan, n, c, itemsize):
@@ -40,35 +42,41 @@ def _other_legs(target):
     return [k for k in range(3) if k != target]
 
 
-def _form_eval(plan, target, a, b, out_c):
-    """D_target(a, b): analysis in leg ``target`` of the product of the two other legs' values."""
+def _form_eval(plan, target, a, b, out_c, keep=None):
+    """D_target(a, b): analysis in leg ``target`` of the product of the two other legs' values.
+
+    With ``keep`` (a list), the synthesised legs of every chunk are appended for the backward.
+    """
     t = plan.tensors(a.dtype, a.device)
     la, lb = _other_legs(target)
     n = a.shape[0]
     chunks = _chunks(plan, n, max(a.shape[1], b.shape[1]), a.element_size())
-    if len(chunks) == 1:
-        return plan.analysis(t, target, _reduce(plan, plan.synthesis(t, la, a) * plan.synthesis(t, lb, b), out_c))
-    out = a.new_empty(n, out_c, plan.num_rows(target))
+    out = a.new_empty(n, out_c, plan.num_rows(target)) if len(chunks) > 1 else None
     for s, e in chunks:
-        h = plan.synthesis(t, la, a[s:e]) * plan.synthesis(t, lb, b[s:e])
-        out[s:e] = plan.analysis(t, target, _reduce(plan, h, out_c))
+        fa, fb = plan.synthesis(t, la, a[s:e]), plan.synthesis(t, lb, b[s:e])
+        if keep is not None:
+            keep.append((fa, fb))
+        r = plan.analysis(t, target, _reduce(plan, fa * fb, out_c))
+        if out is None:
+            return r
+        out[s:e] = r
     return out
 
 
-def _pair_eval(plan, target, a, b, g, need_a, need_b):
+def _pair_eval(plan, target, a, b, g, need_a, need_b, kept=None):
     """(D_{la}(b, g), D_{lb}(a, g)) sharing the syntheses: the VJP of D_target."""
     t = plan.tensors(a.dtype, a.device)
     la, lb = _other_legs(target)
     n = a.shape[0]
     ga = a.new_empty(a.shape) if need_a else None
     gb = b.new_empty(b.shape) if need_b else None
-    for s, e in _chunks(plan, n, max(a.shape[1], b.shape[1], g.shape[1]), a.element_size()):
+    for k, (s, e) in enumerate(_chunks(plan, n, max(a.shape[1], b.shape[1]), a.element_size())):
         fg = plan.synthesis(t, target, g[s:e])
         if need_a:
-            fb = plan.synthesis(t, lb, b[s:e])
+            fb = kept[k][1] if kept is not None else plan.synthesis(t, lb, b[s:e])
             ga[s:e] = plan.analysis(t, la, _reduce(plan, fb * fg, a.shape[1]))
         if need_b:
-            fa = plan.synthesis(t, la, a[s:e])
+            fa = kept[k][0] if kept is not None else plan.synthesis(t, la, a[s:e])
             gb[s:e] = plan.analysis(t, lb, _reduce(plan, fa * fg, b.shape[1]))
     return ga, gb
 
@@ -80,12 +88,16 @@ class _GauntForm(torch.autograd.Function):
     def forward(ctx, plan, target, a, b, out_c):
         ctx.plan, ctx.target = plan, target
         ctx.save_for_backward(a, b)
-        return _form_eval(plan, target, a, b, out_c)
+        size = a.shape[0] * (a.shape[1] + b.shape[1]) * plan.points * a.element_size()
+        ctx.kept = [] if any(ctx.needs_input_grad[2:4]) and size <= _KEEP_BYTES else None
+        return _form_eval(plan, target, a, b, out_c, ctx.kept)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        ga, gb = _GauntPair.apply(ctx.plan, ctx.target, a, b, g, ctx.needs_input_grad[2], ctx.needs_input_grad[3])
+        ga, gb = _GauntPair.apply(
+            ctx.plan, ctx.target, a, b, g, ctx.needs_input_grad[2], ctx.needs_input_grad[3], ctx.kept
+        )
         return None, None, ga, gb, None
 
 
@@ -93,10 +105,10 @@ class _GauntPair(torch.autograd.Function):
     """(ga, gb) = (D_{la}(b, g), D_{lb}(a, g)); its backward is made of `_GauntForm` again."""
 
     @staticmethod
-    def forward(ctx, plan, target, a, b, g, need_a, need_b):
+    def forward(ctx, plan, target, a, b, g, need_a, need_b, kept=None):
         ctx.plan, ctx.target, ctx.needs = plan, target, (need_a, need_b)
         ctx.save_for_backward(a, b, g)
-        return _pair_eval(plan, target, a, b, g, need_a, need_b)
+        return _pair_eval(plan, target, a, b, g, need_a, need_b, kept)
 
     @staticmethod
     def backward(ctx, gga, ggb):
@@ -118,7 +130,7 @@ class _GauntPair(torch.autograd.Function):
             if ggb is not None:
                 x = _form(plan, t, a, ggb, g.shape[1])
                 dg = x if dg is None else dg + x
-        return None, None, da, db, dg, None, None
+        return None, None, da, db, dg, None, None, None
 
 
 def _order(k1, t1, k2, t2):

@@ -349,6 +349,12 @@ class TensorProduct(torch.nn.Module):
         if not isinstance(y, torch.Tensor) or y.shape[-1:] != (self.irreps_in2.dim,):
             raise ValueError(f"{name}: y must have last dimension irreps_in2.dim={self.irreps_in2.dim}, got shape {tuple(getattr(y, 'shape', ()))}")
         w = self._get_weights(weight)
+        if x.dim() == 2 and y.shape[:-1] == x.shape[:-1] and (self.shared_weights or w.shape[:-1] == x.shape[:-1]):
+            batch = x.shape[:-1]  # the common case: one flat batch, nothing to broadcast
+            w = w.reshape(1, -1) if self.shared_weights else w
+            if self.weight_numel == 0:
+                w = x.new_zeros(1, 0)
+            return self._compute(x, y, w)
         if self.shared_weights:
             batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
         else:
