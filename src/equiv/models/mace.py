@@ -27,7 +27,7 @@ with :math:`R^{(t)} = \mathrm{MLP}(b(r)\,u(r))` (8 Bessel functions times the :m
 envelope, :mod:`equiv.nn.radial`; MLP 8→64→64→64→paths·C, SiLU), :math:`Y` the spherical harmonics
 up to ``max_ell`` (component normalisation), :math:`\bar n` the mean number of neighbours,
 :math:`\mathcal R^{(t)}` linear for :math:`t < T` and a one-hidden-layer MLP (16 SiLU units) for the
-last layer, whose features are scalars only. Forces :math:`-\partial E/\partial \mathbf r_i` and
+last layer, whose features are scalars only (a single-layer model reads out linearly, as mace-torch). Forces :math:`-\partial E/\partial \mathbf r_i` and
 stress come from autograd (:func:`equiv.train.forces.predict_properties`).
 
 Tensor product. ``tp="cg"`` is MACE's: every path :math:`(l_1, l_2) \to l_3` has its own learned
@@ -338,7 +338,7 @@ class MACE(nn.Module):
             self.products.append(SymmetricContraction(irreps_a, irreps_out, correlation, n_species,
                                                       parametrization=product_weights))
             self.product_linears.append(Linear(irreps_out, irreps_out))
-            if last:
+            if last and num_interactions > 1:  # mace-torch: a single layer reads out linearly
                 self.readouts.append(nn.ModuleList([Linear(irreps_out, f"{readout_hidden}x0e"),
                                                     Linear(f"{readout_hidden}x0e", "1x0e")]))
             else:
@@ -432,6 +432,8 @@ class MACE(nn.Module):
             raise ValueError(f"mace_model: only RealAgnosticResidualInteractionBlock layers are supported, got {blocks}")
         if hasattr(m, "pair_repulsion") or hasattr(m, "joint_embedding") or len(getattr(m, "heads", [0])) != 1:
             raise ValueError("mace_model: pair repulsion, joint embeddings and multiple heads are not supported")
+        if len(m.readouts) != len(m.interactions):
+            raise ValueError("mace_model: one read-out per layer is required (use_last_readout_only is not supported)")
         rad = m.radial_embedding
         if type(rad.bessel_fn).__name__ != "BesselBasis" or hasattr(rad, "distance_transform") or \
                 not getattr(rad, "apply_cutoff", True):
@@ -452,12 +454,12 @@ class MACE(nn.Module):
             correlation=int(m.products[0].symmetric_contractions.contractions[0].correlation),
             num_interactions=t_max, num_bessel=int(rad.bessel_fn.bessel_weights.numel()),
             num_polynomial_cutoff=int(rad.cutoff_fn.p), radial_mlp=[int(h) for h in fc.hs[1:-1]],
-            readout_hidden=int(Irreps(str(m.readouts[-1].linear_1.irreps_out)).dim), tp="cg",
+            readout_hidden=int(Irreps(str(m.readouts[-1].linear_1.irreps_out)).dim) if t_max > 1 else 16, tp="cg",
             product_weights=product_weights)
         out = cls(**hparams).to(dtype)
         with torch.no_grad():
             out.radial.bessel.frequencies.copy_(rad.bessel_fn.bessel_weights)
-            out.act_norm = float(m.readouts[-1].non_linearity.acts[0].cst)
+            out.act_norm = float(getattr(fc, "layer0").act.cst) if len(fc.hs) > 2 else out.act_norm
             out.embedding.weight.copy_(m.node_embedding.linear.weight)
             for t, (inter, prod) in enumerate(zip(m.interactions, m.products)):
                 out.ups[t].weight.copy_(inter.linear_up.weight)
