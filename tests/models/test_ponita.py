@@ -98,9 +98,9 @@ def test_batched_equals_single_dtypes_and_gradients(dtype):
 def test_repulsion_grid_and_polynomial_features():
     g = repulsion_grid(20, dtype=torch.float64)
     torch.testing.assert_close(g.norm(dim=1), torch.ones(20, dtype=torch.float64))
-    d = torch.cdist(g, g) + 3 * torch.eye(20, dtype=torch.float64)
-    # Tammes-like spacing: the 20-point optimum has minimum distance ~0.83 (Fibonacci start ~0.7)
-    assert d.min() > 0.75
+    # the known minimum of the Thomson problem for 20 charges, 150.881568
+    energy = (1 / torch.pdist(g)).sum()
+    assert abs(energy.item() - 150.881568) < 1e-4
     assert torch.equal(repulsion_grid(7), repulsion_grid(7))  # deterministic
     a = torch.tensor([[2.0, 3.0]])
     assert PolynomialFeatures(2)(a).tolist() == [[2.0, 3.0, 4.0, 6.0, 6.0, 9.0]]

@@ -28,20 +28,22 @@ __all__ = ["ConvNeXtBlock", "PolynomialFeatures", "SeparableFiberBundleConv", "r
 
 
 def repulsion_grid(
-    n: int, *, steps: int = 300, dtype: torch.dtype | None = None, device: torch.device | None = None
+    n: int, *, steps: int = 500, dtype: torch.dtype | None = None, device: torch.device | None = None
 ) -> torch.Tensor:
-    r"""``n`` near-uniform points on the unit sphere by electrostatic repulsion.
+    r"""``n`` near-uniform points on the unit sphere by electrostatic repulsion (Thomson problem).
 
-    Starts from the Fibonacci lattice and takes ``steps`` projected gradient steps on the Riesz
-    energy :math:`E = \sum_{i<j} \lVert p_i - p_j\rVert^{-1}` (Thomson problem), with step size
-    proportional to the typical spacing; deterministic.
+    Starts from the Fibonacci lattice and takes ``steps`` projected gradient steps on the Coulomb
+    energy :math:`E = \sum_{i<j} \lVert p_i - p_j\rVert^{-1}`; each step moves the points along the
+    tangential force by at most a fraction of the typical spacing :math:`\sqrt{4\pi/n}`, decaying
+    geometrically from 0.1 to 0.001. Deterministic. Reaches the known minimal energies (12 points:
+    49.1653, the icosahedron; 20: 150.8816; 32: 412.2613).
 
     Parameters
     ----------
     n : int
         Number of points (>= 1).
     steps : int
-        Gradient steps (default 300).
+        Gradient steps (default 500).
 
     Returns
     -------
@@ -54,24 +56,28 @@ def repulsion_grid(
     >>> g.shape, bool(torch.allclose(g.norm(dim=1), torch.ones(12, dtype=torch.float64)))
     (torch.Size([12, 3]), True)
     >>> d = torch.cdist(g, g) + 3 * torch.eye(12, dtype=torch.float64)
-    >>> round(float(d.min(1).values.mean()), 3)   # 12 points converge to the icosahedron (edge 1.051)
+    >>> round(float(d.min(1).values.mean()), 3)   # the icosahedron: edge 1.051
     1.051
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
     k = torch.arange(n, dtype=torch.float64) + 0.5
     z = 1 - 2 * k / n
     phi = math.pi * (1 + 5**0.5) * k
     r = (1 - z**2).clamp_min(0).sqrt()
     p = torch.stack([r * torch.cos(phi), r * torch.sin(phi), z], -1)
     if n > 1:
-        lr = 0.05 * 4 * math.pi / n  # ~ (spacing)^2 scale
-        for _ in range(steps):
+        spacing = (4 * math.pi / n) ** 0.5
+        eye = torch.eye(n, dtype=p.dtype)
+        for t in range(steps):
+            lr = 0.1 * 0.01 ** (t / max(steps - 1, 1))
             diff = p[:, None] - p[None]
-            dist = diff.norm(dim=-1) + torch.eye(n, dtype=p.dtype)
+            dist = diff.norm(dim=-1) + eye
             force = (diff / dist[..., None] ** 3).sum(1)  # -grad E
-            force = force - (force * p).sum(-1, keepdim=True) * p  # tangent part
-            p = p + lr * force / n**0.5
+            force = force - (force * p).sum(-1, keepdim=True) * p  # tangential part
+            p = p + lr * spacing * force / force.norm(dim=-1).max().clamp_min(1e-300)
             p = p / p.norm(dim=-1, keepdim=True)
     return p.to(dtype=dtype or torch.get_default_dtype(), device=device)
 
