@@ -48,14 +48,17 @@ def _stats(times: list[float]) -> dict:
     return {"median_s": statistics.median(times), "min_s": min(times), "repeats": len(times)}
 
 
-def compare(fns: dict, warmup: int = 2, repeat: int = 5, budget_s: float = 20.0, min_repeat: int = 1) -> dict:
+def compare(fns: dict, warmup: int = 2, repeat: int = 5, budget_s: float = 20.0, min_repeat: int = 1,
+            clock=None) -> dict:
     """Time callables side by side: warm each up, then run them in turn ``repeat`` times.
 
     Interleaving puts every callable under the same machine load. Stops early (after at least
-    ``min_repeat`` rounds) once the rounds have used ``budget_s`` seconds. Returns
-    ``{name: {"median_s", "min_s", "repeats"}}``; a callable that raises is reported as
-    ``{"error": message}``.
+    ``min_repeat`` rounds) once the rounds have used ``budget_s`` seconds. ``clock`` defaults to
+    `cpu_clock` (process CPU time with one thread, robust to other jobs taking the core; wall time
+    otherwise). Returns ``{name: {"median_s", "min_s", "repeats"}}``; a callable that raises is
+    reported as ``{"error": message}``.
     """
+    clock = clock or cpu_clock()
     out, live = {}, {}
     for name, fn in fns.items():
         try:
@@ -68,13 +71,19 @@ def compare(fns: dict, warmup: int = 2, repeat: int = 5, budget_s: float = 20.0,
     start = time.perf_counter()
     for r in range(repeat):
         for name, fn in live.items():
-            t = time.perf_counter()
+            t = clock()
             fn()
-            times[name].append(time.perf_counter() - t)
+            times[name].append(clock() - t)
         if r + 1 >= min_repeat and time.perf_counter() - start > budget_s:
             break
     out.update({name: _stats(ts) for name, ts in times.items()})
     return out
+
+
+def cpu_clock():
+    """``time.process_time`` when torch runs one thread (CPU time: what the code costs, even on a
+    shared machine), else ``time.perf_counter`` (wall time; CPU time would add the threads up)."""
+    return time.process_time if torch.get_num_threads() == 1 else time.perf_counter
 
 
 def _proc_status(field: str) -> int:
