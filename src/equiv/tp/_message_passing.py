@@ -169,8 +169,8 @@ class MessagePassingTensorProduct(torch.nn.Module):
     >>> import torch
     >>> from equiv.tp import MessagePassingTensorProduct
     >>> conv = MessagePassingTensorProduct("8x0e + 8x1o", "0e + 1o + 2e", filter_ir_out="0e + 1o + 2e")
-    >>> conv.irreps_out
-    16x0e+24x1o+16x2e
+    >>> conv.irreps_out  # one block per path, sorted (MACE's recipe)
+    8x0e+8x0e+8x1o+8x1o+8x1o+8x2e+8x2e
     >>> out = conv(torch.randn(4, 32), torch.randn(10, 9), torch.randn(10, conv.weight_numel),
     ...            torch.randint(0, 4, (2, 10)))
     >>> out.shape
