@@ -174,7 +174,7 @@ class MessagePassingTensorProduct(torch.nn.Module):
     >>> out = conv(torch.randn(4, 32), torch.randn(10, 9), torch.randn(10, conv.weight_numel),
     ...            torch.randint(0, 4, (2, 10)))
     >>> out.shape
-    torch.Size([4, 224])
+    torch.Size([4, 168])
     """
 
     def __init__(
