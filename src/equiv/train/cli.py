@@ -7,7 +7,7 @@ import importlib
 
 #: task -> (module path, help)
 TASKS: dict[str, tuple[str, str]] = {
-    "nbody": ("equiv.train.nbody", "charged 5-body benchmark (EGNN, PONITA, FA-GNN, SEGNN)"),
+    "nbody": ("equiv.train.nbody", "charged 5-body benchmark (EGNN, PONITA, FA-GNN, SEGNN, MLP baseline)"),
     "potential": ("equiv.train.potential", "interatomic potential on DFT data (MACE-style)"),
 }
 
