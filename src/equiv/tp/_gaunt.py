@@ -44,6 +44,12 @@ def _row_permutation(irreps):
     return inverse_permutation(perm, irreps.dim)
 
 
+@functools.lru_cache(maxsize=None)
+def _column_index(irreps) -> torch.Tensor:
+    """For each ``mul_ir`` column, the index ``k * mul + u`` of its weight (irrep ``k``, channel ``u``)."""
+    return torch.tensor([k * mul + u for k, (mul, ir) in enumerate(irreps) for u in range(mul) for _ in range(ir.dim)])
+
+
 def _signal_irreps(irreps, name, muls):
     """Check a 'spherical signal' irreps: equal multiplicities, each l once, parity s * (-1)^l."""
     if len(irreps) == 0:
@@ -176,6 +182,7 @@ class GauntTensorProduct(torch.nn.Module):
         self._ls1, self._ls2, self._ls3 = ls1, ls2, [ir.l for _, ir in io]
 
         self._perms = [_row_permutation(i1), _row_permutation(i2), _row_permutation(io)]
+        self._col_index = [_column_index(i1), _column_index(i2), _column_index(io)]
         if shared_weights is False and internal_weights is None:
             internal_weights = False
         shared_weights = True if shared_weights is None else shared_weights
@@ -254,11 +261,9 @@ class GauntTensorProduct(torch.nn.Module):
         w3 = w[..., n1 * c + n2 * v :].unflatten(-1, (n3, c))
         return w1, w2, w3
 
-    def _columns(self, w, irreps):
-        """Per-degree weights (..., n_irreps, mul) -> per mul_ir column (..., irreps.dim)."""
-        return torch.cat(
-            [w[..., k, :, None].expand(w.shape[:-2] + (mul, ir.dim)).reshape(w.shape[:-2] + (mul * ir.dim,))
-             for k, (mul, ir) in enumerate(irreps)], -1)
+    def _columns(self, w, leg: int):
+        """Per-degree weights (..., n_irreps, mul) of leg 0/1/2 -> per mul_ir column (..., dim), one gather."""
+        return w.flatten(-2).index_select(-1, self._col_index[leg].to(w.device))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """Evaluate the product; see the class docstring for shapes."""
@@ -278,8 +283,8 @@ class GauntTensorProduct(torch.nn.Module):
         w = w.reshape(1, -1) if self.shared_weights else w.broadcast_to(batch + w.shape[-1:]).reshape(n, -1)
         w1, w2, w3 = self._split(w)
         (p1, i1), (p2, i2), (p3, i3) = ((p.to(x.device), i.to(x.device)) for p, i in self._perms)
-        X = select(x * self._columns(w1, self.irreps_in1), p1, i1).view(n, self.mul, -1)
-        Y = select(y * self._columns(w2, self.irreps_in2), p2, i2).view(n, self.mul2, -1)
+        X = select(x * self._columns(w1, 0), p1, i1).view(n, self.mul, -1)
+        Y = select(y * self._columns(w2, 1), p2, i2).view(n, self.mul2, -1)
         Z = self._fn(self._plan, X, Y)  # (n, C, rows3)
-        out = select(Z.reshape(n, -1), i3, p3) * self._columns(w3, self.irreps_out)
+        out = select(Z.reshape(n, -1), i3, p3) * self._columns(w3, 2)
         return out.reshape(batch + (self.irreps_out.dim,))

@@ -23,7 +23,7 @@ import torch
 __all__ = ["gaunt_form"]
 
 #: Size (bytes) of one array of function values of one chunk (about three are live).
-_CHUNK_BYTES = 4 * 2**20
+_CHUNK_BYTES = 2 * 2**20
 #: The forward keeps the two synthesised legs for the backward when they take less than this.
 _KEEP_BYTES = 64 * 2**20
 

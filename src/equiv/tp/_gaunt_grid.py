@@ -24,7 +24,8 @@ backward that is itself differentiable (double backward for forces).
 
 Coefficient layout: ``(n, channels, rows)`` with rows ordered by :math:`m` then :math:`l` (only the
 degrees present, :math:`l \ge |m|`), a permutation of e3nn's ``mul_ir`` features within each
-sample; grid values are ``(n_alpha, n_beta, n, channels)``.
+sample; grid values are ``(n_alpha, n_beta, channels, n)`` (batch last, so that the product with a
+one-channel leg broadcasts over an outer dimension, which vectorises).
 
 Reference: Y. Xie, J. Daigavane, M. Kotak, T. Smidt, "The price of freedom: exploring expressivity
 and runtime tradeoffs in equivariant tensor products", ICML 2025 (arXiv:2506.13523).
@@ -102,7 +103,7 @@ class GridPlan:
             self._np.append(legs)
         self._cache = {}
         self.points = grid.shape[0] * grid.shape[1]  # grid values per channel (for chunk sizes)
-        self.channel_dim = 3  # values are (n_alpha, n_beta, n, c)
+        self.channel_dim = 2  # values are (n_alpha, n_beta, c, n)
 
     def synthesis(self, t, k, coeffs):
         return _synthesis(self, t, k, coeffs)
@@ -135,22 +136,40 @@ def grid_plan(ls1, ls2, ls3) -> GridPlan:
     return GridPlan(tuple(ls1), tuple(ls2), tuple(ls3))
 
 
+def _differentiable(x: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and x.requires_grad
+
+
 def _synthesis(plan, t, k, coeffs):
-    """(n, c, rows) coefficients -> (n_alpha, n_beta, n, c) grid values."""
-    n, c, _ = coeffs.shape
+    """(n, c, rows) coefficients -> (n_alpha, n_beta, c, n) grid values.
+
+    The batch is the last (contiguous) dimension of the values, so the pointwise product with a
+    one-channel leg broadcasts over an outer dimension (vectorised) rather than the inner one.
+    """
+    n, c, rows = coeffs.shape
     L = plan.L[k]
-    xt = coeffs.reshape(n * c, -1).t()  # (rows, nc), a transposed view
-    F = torch.stack([t[k][f"S{m}"] @ xt[r0:r1] for m, (r0, r1) in zip(range(-L, L + 1), plan.rows[k])])
-    return (t[k]["A"] @ F.view(2 * L + 1, -1)).view(-1, plan.shape[0], n, c)
+    xt = coeffs.permute(2, 1, 0).reshape(rows, c * n)  # (rows, c, n), one transposing copy
+    if _differentiable(coeffs):  # traced for autograd (torch.compile): no out= arguments
+        F = torch.stack([t[k][f"S{m}"] @ xt[r0:r1] for m, (r0, r1) in zip(range(-L, L + 1), plan.rows[k])])
+    else:
+        F = coeffs.new_empty(2 * L + 1, plan.shape[0], c * n)
+        for m, (r0, r1) in zip(range(-L, L + 1), plan.rows[k]):
+            torch.mm(t[k][f"S{m}"], xt[r0:r1], out=F[m + L])
+    return (t[k]["A"] @ F.view(2 * L + 1, -1)).view(-1, plan.shape[0], c, n)
 
 
 def _analysis(plan, t, k, values):
-    """(n_alpha, n_beta, n, c) grid values -> (n, c, rows) coefficients (quadrature included)."""
-    na, nb, n, c = values.shape
+    """(n_alpha, n_beta, c, n) grid values -> (n, c, rows) coefficients (quadrature included)."""
+    na, nb, c, n = values.shape
     L = plan.L[k]
-    H = (t[k]["Aw"] @ values.reshape(na, -1)).view(2 * L + 1, nb, n * c)
-    out = torch.cat([t[k][f"Sw{m}"] @ H[m + L] for m in range(-L, L + 1)], 0)  # (rows, nc)
-    return out.t().reshape(n, c, -1)
+    H = (t[k]["Aw"] @ values.reshape(na, -1)).view(2 * L + 1, nb, c * n)
+    if _differentiable(values):
+        out = torch.cat([t[k][f"Sw{m}"] @ H[m + L] for m in range(-L, L + 1)], 0)
+    else:
+        out = values.new_empty(plan.num_rows(k), c * n)
+        for m, (r0, r1) in zip(range(-L, L + 1), plan.rows[k]):
+            torch.mm(t[k][f"Sw{m}"], H[m + L], out=out[r0:r1])
+    return out.view(-1, c, n).permute(2, 1, 0)  # a (n, c, rows) view
 
 
 def gaunt_grid(plan: GridPlan, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -43,7 +43,7 @@ class _Place(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, inv, perm):
         ctx.perm, ctx.inv = perm, inv
-        return torch.cat([z, z.new_zeros(z.shape[0], 1)], 1).index_select(1, inv)
+        return _place(z, inv, perm)
 
     @staticmethod
     def backward(ctx, g):
@@ -60,5 +60,11 @@ def select(x: torch.Tensor, perm: torch.Tensor, inv: torch.Tensor) -> torch.Tens
 def place(z: torch.Tensor, inv: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     """Adjoint of `select`: ``out[:, perm] = z``, zeros elsewhere (gather forward and backward)."""
     if torch.compiler.is_compiling():
-        return torch.cat([z, z.new_zeros(z.shape[0], 1)], 1).index_select(1, inv)
+        return _place(z, inv, perm)
     return _Place.apply(z, inv, perm)
+
+
+def _place(z, inv, perm):
+    if len(perm) == len(inv):  # a permutation: no zero column needed
+        return z.index_select(1, inv)
+    return torch.cat([z, z.new_zeros(z.shape[0], 1)], 1).index_select(1, inv)
