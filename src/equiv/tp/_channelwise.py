@@ -204,6 +204,19 @@ def _build_z(g, x, wq, out):
     return out
 
 
+def _bmm(a, b):
+    """``torch.bmm`` for (n, M, K) @ (n, K, N), with the degenerate shapes of scalar blocks
+    (K = 1, M = 1 or N = 1) done as broadcast products, which are several times faster than a
+    batched GEMM of vectors on CPU."""
+    if a.shape[2] == 1:
+        return a * b
+    if a.shape[1] == 1:
+        return (a.transpose(1, 2) * b).sum(1, keepdim=True)
+    if b.shape[2] == 1:
+        return (a * b.transpose(1, 2)).sum(2, keepdim=True)
+    return torch.bmm(a, b)
+
+
 def _tc(t, g, n):
     return t[:, g.t_off : g.t_off + g.rows * g.c_dim].view(n, g.rows, g.c_dim)
 
@@ -220,7 +233,7 @@ def _forward_chunk(plan, tens, x, y, w, tangent, keep=None):
         z = zbuf[: n * g.rows * u].view(n, g.rows, u) if keep is None else x.new_empty(n, g.rows, u)
         _build_z(g, x, wq, z)
         zs.append(z)
-        outs.append(torch.bmm(_tc(t, g, n).transpose(1, 2), z))
+        outs.append(_bmm(_tc(t, g, n).transpose(1, 2), z))
         cur = g.c_off + g.c_dim
     if plan.dim_g > cur:
         outs.append(x.new_zeros(n, plan.dim_g - cur, u))
@@ -240,18 +253,20 @@ def _vjp_chunk(plan, tens, x, y, w, gout, need_x, need_y, need_w, tangent, kept=
         gc = gout[:, g.c_off : g.c_off + g.c_dim]
         tc = _tc(t, g, n)
         if need_x or need_w:
-            gz = torch.bmm(tc, gc)  # (n, rows, U)
+            gz = _bmm(tc, gc)  # (n, rows, U)
             for s in g.subs:
                 gzv = gz[:, s.r0 : s.r0 + s.nq * s.a_dim].view(n, s.nq, s.a_dim, u)
                 if need_x:
                     gxa = gx[:, s.a_off : s.a_off + s.a_dim]
-                    for j in range(s.nq):
-                        gxa.addcmul_(gzv[:, j], wq[:, s.q0 + j, None, :])
+                    if s.nq == 1:
+                        gxa.addcmul_(gzv[:, 0], wq[:, s.q0, None, :])
+                    else:
+                        gxa += (gzv * wq[:, s.q0 : s.q0 + s.nq, None, :]).sum(1)
                 if need_w:
                     torch.sum(gzv * x[:, None, s.a_off : s.a_off + s.a_dim, :], 2, out=gwq[:, s.q0 : s.q0 + s.nq])
         if need_y:
             z = zs[k] if zs is not None else _build_z(g, x, wq, buf[: n * g.rows * u].view(n, g.rows, u))
-            gts.append(torch.bmm(z, gc.transpose(1, 2)).view(n, -1))
+            gts.append(_bmm(z, gc.transpose(1, 2)).reshape(n, -1))
     gy = _t_to_y(plan, tens, torch.cat(gts, 1)) if need_y else None
     gw = None
     if need_w:

@@ -11,6 +11,7 @@ import torch
 from equiv import so3
 
 from ._channelwise import ChannelwisePath, ChannelwisePlan, channelwise_product
+from ._dense_channelwise import DenseChannelwise
 from ._instruction import Instruction, build_instructions, irreps as _irreps
 from ._layout import inverse_permutation, select
 
@@ -67,6 +68,8 @@ class _EngineGroup:
                 n_w += m_other
         self.num_weights = n_w
         self.plan = ChannelwisePlan(paths, dim_x, other_irreps.dim, dim_g, max(n_w, 0))
+        dense = DenseChannelwise(self.plan) if paths else None
+        self.dense = dense if dense is not None and dense.worthwhile(mul) else None
         # mul_ir <-> channel-last (rows, channel) column permutations, as gathers
         cslices = chan_irreps.slices()
         pin = [cslices[i].start + u * chan_irreps[i].ir.dim + m for i in chan_idx
@@ -110,7 +113,10 @@ class _EngineGroup:
         xc, xo = (x1, x2) if self.mode == "uvu" else (x2, x1)
         pin, iin, pout, iout = self._perms(xc.device)
         x = select(xc, pin, iin).view(xc.shape[0], -1, self.mul)
-        g = channelwise_product(self.plan, x, xo, self.weights(w), idx, idx_out, n_out)
+        if self.dense is not None and idx is None and idx_out is None:
+            g = self.dense(x, xo, self.weights(w))
+        else:
+            g = channelwise_product(self.plan, x, xo, self.weights(w), idx, idx_out, n_out)
         return select(g.reshape(g.shape[0], -1), pout, iout)
 
     def run(self, x1, x2, w, idx=None, idx_out=None, n_out=None):
