@@ -10,15 +10,6 @@ from equiv.models import ToyPotential
 from equiv.train import load_potential, predict_properties, save_potential
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread avoids OpenMP spin-waits on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def model_path(tmp_path):
     torch.manual_seed(0)

@@ -17,15 +17,6 @@ from equiv.cli import main  # noqa: E402
 from equiv.train.potential import resolve_config, train_potential  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread avoids OpenMP spin-waits on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def trained_model(tmp_path_factory):
     d = tmp_path_factory.mktemp("md")

@@ -4,23 +4,11 @@ import torch
 from equiv.models.egnn import EGNN, EGNNLayer
 from equiv.symmetry import assert_equivariant
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscribing the shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from nbody_case import nbody_inputs as _nbody_inputs
 
 
 def nbody_inputs(batch=None, dtype=torch.float64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    shape = (5, 3) if batch is None else (batch, 5, 3)
-    x = torch.randn(shape, generator=g, dtype=dtype)
-    v = torch.randn(shape, generator=g, dtype=dtype) * 0.5
-    q = (torch.randint(0, 2, shape[:-1] + (1,), generator=g) * 2 - 1).to(dtype)
-    return x, v, q
+    return _nbody_inputs(batch, dtype, seed, spread=1.0)
 
 
 def test_egnn_equivariant_o3_translation_permutation():

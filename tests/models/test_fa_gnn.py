@@ -4,26 +4,10 @@ import torch
 from equiv.models.fa_gnn import FrameAveragedGNN, PlainGNN
 from equiv.symmetry import assert_equivariant, equivariance_error
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscribing the shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-KINDS = (["cartesian_points", "cartesian_vectors", None], ["cartesian_points"])
-PERM = dict(permutations=True, node_inputs=(0, 1, 2), node_outputs=(0,))
+from nbody_case import KINDS, PERM, nbody_inputs
 
 
-def _inputs(batch=None, dtype=torch.float64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    shape = (5, 3) if batch is None else (batch, 5, 3)
-    x = torch.randn(shape, generator=g, dtype=dtype) * 2
-    v = torch.randn(shape, generator=g, dtype=dtype) * 0.5
-    q = (torch.randint(0, 2, shape[:-1] + (1,), generator=g) * 2 - 1).to(dtype)
-    return x, v, q
+_inputs = nbody_inputs
 
 
 @pytest.mark.parametrize("layerwise", [True, False])

@@ -12,14 +12,6 @@ from equiv.models.mace import MACE
 from equiv.symmetry import assert_equivariant
 from equiv.train.forces import predict_properties
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (seconds per call on a loaded CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 SMALL = dict(hidden_irreps="4x0e + 4x1o", max_ell=2, correlation=3, radial_mlp=[8], readout_hidden=4)
 

@@ -5,14 +5,6 @@ from equiv.models.mlp import NBodyMLP
 from equiv.symmetry import assert_equivariant, equivariance_error
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscribing the shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _inputs(seed=0):
     g = torch.Generator().manual_seed(seed)

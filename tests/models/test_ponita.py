@@ -5,26 +5,14 @@ from equiv.models.ponita import Ponita
 from equiv.nn._ponita import PolynomialFeatures, repulsion_grid
 from equiv.symmetry import assert_equivariant, equivariance_error
 
+from nbody_case import nbody_inputs
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscribing the shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 KINDS = ["cartesian_points", "cartesian_vectors", None]
 SMALL = dict(hidden=12, num_layers=2, num_ori=8, basis_dim=12)
 
 
-def _inputs(batch=None, dtype=torch.float64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    shape = (5, 3) if batch is None else (batch, 5, 3)
-    x = torch.randn(shape, generator=g, dtype=dtype) * 2
-    v = torch.randn(shape, generator=g, dtype=dtype) * 0.5
-    q = (torch.randint(0, 2, shape[:-1] + (1,), generator=g) * 2 - 1).to(dtype)
-    return x, v, q
+_inputs = nbody_inputs
 
 
 def _trained_like(model):

@@ -7,14 +7,6 @@ from equiv.so3 import random_rotation
 from equiv.symmetry import assert_equivariant, equivariance_error
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscribing the shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 class _Chiral(nn.Module):
     """A non-equivariant backbone: flattens a (M, N, 3) cloud through an MLP (also mixes charges)."""

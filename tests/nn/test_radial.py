@@ -8,15 +8,6 @@ import torch
 from equiv.nn.radial import BesselBasis, PolynomialCutoff, RadialEmbedding, bessel_basis, polynomial_cutoff
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (seconds per call on a loaded CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_bessel_values_match_formula(dtype):
     rc, n = 5.0, 8
     r = torch.linspace(0.1, 6.0, 37, dtype=dtype)

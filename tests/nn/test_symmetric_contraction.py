@@ -12,15 +12,6 @@ from equiv.so3 import Irrep, Irreps, random_rotation
 from equiv.symmetry import assert_equivariant
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (seconds per call on a loaded CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _rep(irreps, g):
     return Irreps(irreps).D_from_matrix(g).numpy()
 

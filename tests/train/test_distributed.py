@@ -13,14 +13,6 @@ from equiv.train.distributed import all_reduce_sum, init_distributed
 from equiv.train.potential import resolve_config, train_potential
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread avoids OpenMP spin-waits on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 ARGS = dict(dataset="extxyz", valid_fraction=0.2, cutoff=3.5, batch_size=4, epochs=2, lr=0.01, device="cpu",
             model_kwargs="{channels: 4, hidden: 8, num_basis: 4}", progress=False, test=False)
 

@@ -9,14 +9,6 @@ from equiv.models import ToyPotential
 from equiv.train.forces import predict_properties
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread avoids OpenMP spin-waits on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 CUTOFF = 3.0
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from ._sub import ChannelwiseTensorProduct
-from ._tensor_product import TensorProduct
+from ._tensor_product import TensorProduct, assemble_outputs
 
 __all__ = ["message_passing", "MessagePassingTensorProduct"]
 
@@ -118,21 +118,7 @@ def message_passing(
     for grp in tp._groups:
         for i_out, t in grp.run(node_feats, edge_attrs, edge_weights, sender, receiver, num_nodes):
             parts.setdefault(i_out, []).append(t)
-    outs = []
-    for k, mul_ir in enumerate(tp.irreps_out):
-        if mul_ir.dim == 0:
-            continue
-        ts = parts.get(k)
-        if not ts:
-            outs.append(node_feats.new_zeros(num_nodes, mul_ir.dim))
-        else:
-            acc = ts[0]
-            for t in ts[1:]:
-                acc = acc + t
-            outs.append(acc)
-    if not outs:
-        return node_feats.new_zeros(num_nodes, 0)
-    return torch.cat(outs, 1) if len(outs) > 1 else outs[0]
+    return assemble_outputs(tp.irreps_out, parts, node_feats, num_nodes)
 
 
 class MessagePassingTensorProduct(torch.nn.Module):

@@ -124,6 +124,26 @@ class _EngineGroup:
         return [(i, g[:, off : off + d]) for i, off, d in self.out_cols]
 
 
+def assemble_outputs(irreps_out, parts: dict, like: torch.Tensor, n: int) -> torch.Tensor:
+    """Sum the contributions ``parts[i_out]`` (lists of ``(n, dim)`` blocks) of each output irrep and
+    lay them out in ``mul_ir`` order, zeros for irreps no path reaches; ``(n, irreps_out.dim)``."""
+    outs = []
+    for k, mul_ir in enumerate(irreps_out):
+        if mul_ir.dim == 0:
+            continue
+        ts = parts.get(k)
+        if not ts:
+            outs.append(like.new_zeros(n, mul_ir.dim))
+        else:
+            acc = ts[0]
+            for t in ts[1:]:
+                acc = acc + t
+            outs.append(acc)
+    if not outs:
+        return like.new_zeros(n, 0)
+    return torch.cat(outs, 1) if len(outs) > 1 else outs[0]
+
+
 class TensorProduct(torch.nn.Module):
     r"""Tensor product of two direct sums of irreps, with parametrised paths (e3nn-compatible).
 
@@ -386,21 +406,7 @@ class TensorProduct(torch.nn.Module):
                 parts.setdefault(i_out, []).append(t)
         for ins, off in self._generic:
             parts.setdefault(ins.i_out, []).append(self._generic_path(ins, off, x, y, w))
-        outs = []
-        for k, mul_ir in enumerate(self.irreps_out):
-            if mul_ir.dim == 0:
-                continue
-            ts = parts.get(k)
-            if not ts:
-                outs.append(x.new_zeros(n, mul_ir.dim))
-            else:
-                acc = ts[0]
-                for t in ts[1:]:
-                    acc = acc + t
-                outs.append(acc)
-        if not outs:
-            return x.new_zeros(n, 0)
-        return torch.cat(outs, 1) if len(outs) > 1 else outs[0]
+        return assemble_outputs(self.irreps_out, parts, x, n)
 
     def _cg(self, ins, dtype, device):
         key = (self.instructions.index(ins), dtype, device)
