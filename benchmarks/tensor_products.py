@@ -235,6 +235,12 @@ def markdown(results: dict) -> str:
         "interleaved in the same process). Measured fp32 matmul peak: "
         f"{peak:.1f} GFLOP/s.",
         "",
+    ]
+    upd = results.get("sections_updated")
+    if upd:
+        lines += [f"Sections {', '.join(upd['sections'])} re-measured after the run above, with "
+                  f"`{upd['command']}` ({upd['wall_s'] / 60:.1f} min); the other sections are from the first run.", ""]
+    lines += [
         "Times are medians in ms (process CPU time with one thread, wall time otherwise); ratio = e3nn / equiv "
         "(higher is better for equiv); fwd+bwd = "
         "forward + first-order backward; dbl = double backward (gradient of an input gradient). "
@@ -373,6 +379,27 @@ def _exponents(rows, key_fmt, time_key, lmin, lmax):
     return out
 
 
+def _merge_previous(name: str, results: dict, skipped) -> dict:
+    """Take the skipped sections from the existing ``results/<name>.json`` (``--update``)."""
+    path = common.RESULTS / f"{name}.json"
+    if not path.exists():
+        return results
+    old = json.loads(path.read_text())
+    keys = {"cg": ["cg", "cg_exponents"], "cg_all": [], "gaunt": ["gaunt", "gaunt_exponents"], "mp": ["message_passing"]}
+    measured = [sec for sec in keys if sec not in skipped]
+    if "cg" in skipped and "cg_all" in skipped:
+        for k in ("cg", "cg_exponents"):
+            results[k] = old.get(k, results.get(k))
+    for sec in skipped:
+        for k in keys[sec]:
+            if k in old:
+                results[k] = old[k]
+    results["sections_updated"] = {"sections": measured, "command": results["command"], "wall_s": results["wall_s"]}
+    for k in ("command", "load_start", "wall_s", "machine", "matmul_peak_gflops"):
+        results[k] = old.get(k, results[k])
+    return results
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--mp-worker":
         common.setup(1)
@@ -383,6 +410,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: the 2 cores are shared; with 1 thread times are process CPU time)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["cg", "cg_all", "gaunt", "mp"], help="sections to skip")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the skipped sections of the existing results file (re-measure some sections only)")
     args = parser.parse_args()
     common.setup(args.threads)
     from e3nn import o3
@@ -433,6 +462,8 @@ def main() -> int:
         print("message passing:", json.dumps(results["message_passing"]["rows"]), flush=True)
     results["machine"] = common.machine_info()
     results["wall_s"] = time.perf_counter() - t_start
+    if args.update:
+        results = _merge_previous("tensor_products" + ("_quick" if args.quick else ""), results, args.skip)
     paths = common.write_results("tensor_products" + ("_quick" if args.quick else ""), results, markdown(results), figure(results))
     print("wrote", ", ".join(str(p) for p in paths))
     return 0

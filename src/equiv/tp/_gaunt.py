@@ -50,6 +50,15 @@ def _column_index(irreps) -> torch.Tensor:
     return torch.tensor([k * mul + u for k, (mul, ir) in enumerate(irreps) for u in range(mul) for _ in range(ir.dim)])
 
 
+def _rows_by_channel(irreps):
+    """``cols[r * mul + u]`` = ``mul_ir`` column of channel ``u`` of row ``r`` (in `row_order`)."""
+    from ._gaunt_grid import row_order
+
+    mul = irreps[0].mul
+    start = {ir.l: sl.start for sl, (_, ir) in zip(irreps.slices(), irreps)}
+    return mul, [start[l] + u * (2 * l + 1) + m + l for l, m in row_order([ir.l for _, ir in irreps]) for u in range(mul)]
+
+
 def _signal_irreps(irreps, name, muls):
     """Check a 'spherical signal' irreps: equal multiplicities, each l once, parity s * (-1)^l."""
     if len(irreps) == 0:
@@ -196,9 +205,10 @@ class GauntTensorProduct(torch.nn.Module):
         else:
             self.register_buffer("weight", torch.Tensor(), persistent=False)
         if method == "grid":
-            from ._gaunt_grid import gaunt_grid, grid_plan
+            from ._gaunt_grid import MulIrGridPlan, gaunt_grid, grid_plan
 
-            self._plan = grid_plan(tuple(ls1), tuple(ls2), tuple(self._ls3))
+            layouts = [_rows_by_channel(i1), _rows_by_channel(i2), _rows_by_channel(io)]
+            self._plan = MulIrGridPlan(grid_plan(tuple(ls1), tuple(ls2), tuple(self._ls3)), layouts)
             self._fn = gaunt_grid
         else:
             from ._gaunt_fourier import fourier_plan, gaunt_fourier
@@ -282,6 +292,9 @@ class GauntTensorProduct(torch.nn.Module):
         y = y.broadcast_to(batch + y.shape[-1:]).reshape(n, -1)
         w = w.reshape(1, -1) if self.shared_weights else w.broadcast_to(batch + w.shape[-1:]).reshape(n, -1)
         w1, w2, w3 = self._split(w)
+        if self.method == "grid":  # the plan reads and writes mul_ir columns chunk by chunk
+            out = self._fn(self._plan, x * self._columns(w1, 0), y * self._columns(w2, 1)) * self._columns(w3, 2)
+            return out.reshape(batch + (self.irreps_out.dim,))
         (p1, i1), (p2, i2), (p3, i3) = ((p.to(x.device), i.to(x.device)) for p, i in self._perms)
         X = select(x * self._columns(w1, 0), p1, i1).view(n, self.mul, -1)
         Y = select(y * self._columns(w2, 1), p2, i2).view(n, self.mul2, -1)

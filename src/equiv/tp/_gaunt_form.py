@@ -33,6 +33,17 @@ def _chunks(plan, n, c, itemsize):
     return [(s, min(n, s + step)) for s in range(0, n, step)]
 
 
+def _ch(plan, leg, coeffs):
+    """Channels of a leg's coefficient tensor (plans with a flat ``mul_ir`` layout say themselves)."""
+    return plan.channels(leg) if hasattr(plan, "channels") else coeffs.shape[1]
+
+
+def _new_coeffs(plan, like, n, c, leg):
+    if hasattr(plan, "channels"):
+        return like.new_empty(n, c * plan.num_rows(leg))
+    return like.new_empty(n, c, plan.num_rows(leg))
+
+
 def _reduce(plan, h, out_c):
     d = plan.channel_dim
     return h.sum(d, keepdim=True) if h.shape[d] != out_c else h
@@ -50,8 +61,8 @@ def _form_eval(plan, target, a, b, out_c, keep=None):
     t = plan.tensors(a.dtype, a.device)
     la, lb = _other_legs(target)
     n = a.shape[0]
-    chunks = _chunks(plan, n, max(a.shape[1], b.shape[1]), a.element_size())
-    out = a.new_empty(n, out_c, plan.num_rows(target)) if len(chunks) > 1 else None
+    chunks = _chunks(plan, n, max(_ch(plan, la, a), _ch(plan, lb, b)), a.element_size())
+    out = _new_coeffs(plan, a, n, out_c, target) if len(chunks) > 1 else None
     for s, e in chunks:
         fa, fb = plan.synthesis(t, la, a[s:e]), plan.synthesis(t, lb, b[s:e])
         if keep is not None:
@@ -70,14 +81,14 @@ def _pair_eval(plan, target, a, b, g, need_a, need_b, kept=None):
     n = a.shape[0]
     ga = a.new_empty(a.shape) if need_a else None
     gb = b.new_empty(b.shape) if need_b else None
-    for k, (s, e) in enumerate(_chunks(plan, n, max(a.shape[1], b.shape[1]), a.element_size())):
+    for k, (s, e) in enumerate(_chunks(plan, n, max(_ch(plan, la, a), _ch(plan, lb, b)), a.element_size())):
         fg = plan.synthesis(t, target, g[s:e])
         if need_a:
             fb = kept[k][1] if kept is not None else plan.synthesis(t, lb, b[s:e])
-            ga[s:e] = plan.analysis(t, la, _reduce(plan, fb * fg, a.shape[1]))
+            ga[s:e] = plan.analysis(t, la, _reduce(plan, fb * fg, _ch(plan, la, a)))
         if need_b:
             fa = kept[k][0] if kept is not None else plan.synthesis(t, la, a[s:e])
-            gb[s:e] = plan.analysis(t, lb, _reduce(plan, fa * fg, b.shape[1]))
+            gb[s:e] = plan.analysis(t, lb, _reduce(plan, fa * fg, _ch(plan, lb, b)))
     return ga, gb
 
 
@@ -88,7 +99,8 @@ class _GauntForm(torch.autograd.Function):
     def forward(ctx, plan, target, a, b, out_c):
         ctx.plan, ctx.target = plan, target
         ctx.save_for_backward(a, b)
-        size = a.shape[0] * (a.shape[1] + b.shape[1]) * plan.points * a.element_size()
+        la, lb = _other_legs(target)
+        size = a.shape[0] * (_ch(plan, la, a) + _ch(plan, lb, b)) * plan.points * a.element_size()
         ctx.kept = [] if any(ctx.needs_input_grad[2:4]) and size <= _KEEP_BYTES else None
         return _form_eval(plan, target, a, b, out_c, ctx.kept)
 
@@ -121,14 +133,14 @@ class _GauntPair(torch.autograd.Function):
         # S = F(gga, b, g) + F(a, ggb, g) on legs (la, lb, t)
         da = db = dg = None
         if want_a and ggb is not None:
-            da = _form(plan, la, *_order(lb, ggb, t, g), a.shape[1])
+            da = _form(plan, la, *_order(lb, ggb, t, g), _ch(plan, la, a))
         if want_b and gga is not None:
-            db = _form(plan, lb, *_order(la, gga, t, g), b.shape[1])
+            db = _form(plan, lb, *_order(la, gga, t, g), _ch(plan, lb, b))
         if want_g:
             if gga is not None:
-                dg = _form(plan, t, gga, b, g.shape[1])
+                dg = _form(plan, t, gga, b, _ch(plan, t, g))
             if ggb is not None:
-                x = _form(plan, t, a, ggb, g.shape[1])
+                x = _form(plan, t, a, ggb, _ch(plan, t, g))
                 dg = x if dg is None else dg + x
         return None, None, da, db, dg, None, None, None
 
@@ -147,5 +159,6 @@ def _form(plan, target, a, b, out_c):
 
 
 def gaunt_form(plan, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The Gaunt product ``dF/dz`` for coefficients ``x (n, C, rows1)``, ``y (n, 1 or C, rows2)``."""
-    return _form(plan, 2, x, y, x.shape[1])
+    """The Gaunt product ``dF/dz`` for coefficients ``x (n, C, rows1)``, ``y (n, 1 or C, rows2)``
+    (or flat ``(n, dim)`` tensors in ``mul_ir`` layout for a plan with ``channels``)."""
+    return _form(plan, 2, x, y, _ch(plan, 0, x))

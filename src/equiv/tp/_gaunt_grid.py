@@ -42,7 +42,7 @@ from equiv import so3
 
 from ._gaunt_form import gaunt_form
 
-__all__ = ["GridPlan", "grid_plan", "separable_harmonics", "gaunt_grid", "row_order"]
+__all__ = ["GridPlan", "MulIrGridPlan", "grid_plan", "separable_harmonics", "gaunt_grid", "row_order"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -136,6 +136,63 @@ def grid_plan(ls1, ls2, ls3) -> GridPlan:
     return GridPlan(tuple(ls1), tuple(ls2), tuple(ls3))
 
 
+class MulIrGridPlan:
+    r"""A `GridPlan` reading and writing e3nn's flat ``mul_ir`` layout directly.
+
+    Coefficients are ``(n, dim)`` tensors; each chunk is gathered into the kernels' ``(rows, c, n)``
+    layout inside `synthesis` and scattered back (as a gather) inside `analysis`, so the layout change
+    touches cache-resident chunks only, never a whole-batch array.
+
+    ``layouts[k]`` is ``(mul, columns)`` for leg ``k``: ``columns[r * mul + u]`` is the ``mul_ir``
+    column of channel ``u`` of row ``r`` (in `row_order`).
+    """
+
+    def __init__(self, plan: GridPlan, layouts):
+        self.plan = plan
+        self.muls = tuple(int(m) for m, _ in layouts)
+        self._cols = []
+        for k, (mul, cols) in enumerate(layouts):
+            cols = np.asarray(cols, dtype=np.int64)
+            if len(cols) != mul * plan.num_rows(k) or len(set(cols.tolist())) != len(cols):
+                raise ValueError(f"MulIrGridPlan: leg {k} columns must be a permutation of {mul * plan.num_rows(k)}")
+            self._cols.append((cols, np.argsort(cols)))
+        self.points, self.shape, self.L, self.rows = plan.points, plan.shape, plan.L, plan.rows
+        self.channel_dim = plan.channel_dim
+        self._cache = {}
+
+    def channels(self, leg: int) -> int:
+        return self.muls[leg]
+
+    def num_rows(self, leg: int) -> int:
+        return self.plan.num_rows(leg)
+
+    def flops(self) -> int:
+        return self.plan.flops()
+
+    def tensors(self, dtype, device):
+        key = (dtype, device)
+        t = self._cache.get(key)
+        if t is None:
+            t = [dict(leg) for leg in self.plan.tensors(dtype, device)]
+            for leg, (cols, inv) in zip(t, self._cols):
+                leg["cols"] = torch.as_tensor(cols, device=device)
+                leg["inv"] = torch.as_tensor(inv, device=device)
+            self._cache[key] = t
+        return t
+
+    def synthesis(self, t, k, coeffs):
+        """(n, dim) ``mul_ir`` coefficients -> (n_alpha, n_beta, c, n) grid values."""
+        n = coeffs.shape[0]
+        xt = coeffs.t().index_select(0, t[k]["cols"]).view(self.plan.num_rows(k), self.muls[k] * n)
+        return _synthesis_rows(self.plan, t, k, xt, self.muls[k], n)
+
+    def analysis(self, t, k, values):
+        """(n_alpha, n_beta, c, n) grid values -> (n, dim) ``mul_ir`` coefficients (a transposed view)."""
+        rows = _analysis_rows(self.plan, t, k, values)  # (rows, c * n)
+        n = values.shape[3]
+        return rows.view(-1, n).index_select(0, t[k]["inv"]).t()
+
+
 def _differentiable(x: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and x.requires_grad
 
@@ -147,29 +204,39 @@ def _synthesis(plan, t, k, coeffs):
     one-channel leg broadcasts over an outer dimension (vectorised) rather than the inner one.
     """
     n, c, rows = coeffs.shape
-    L = plan.L[k]
     xt = coeffs.permute(2, 1, 0).reshape(rows, c * n)  # (rows, c, n), one transposing copy
-    if _differentiable(coeffs):  # traced for autograd (torch.compile): no out= arguments
+    return _synthesis_rows(plan, t, k, xt, c, n)
+
+
+def _synthesis_rows(plan, t, k, xt, c, n):
+    """(rows, c * n) coefficients -> (n_alpha, n_beta, c, n) grid values."""
+    L = plan.L[k]
+    if _differentiable(xt):  # traced for autograd (torch.compile): no out= arguments
         F = torch.stack([t[k][f"S{m}"] @ xt[r0:r1] for m, (r0, r1) in zip(range(-L, L + 1), plan.rows[k])])
     else:
-        F = coeffs.new_empty(2 * L + 1, plan.shape[0], c * n)
+        F = xt.new_empty(2 * L + 1, plan.shape[0], c * n)
         for m, (r0, r1) in zip(range(-L, L + 1), plan.rows[k]):
             torch.mm(t[k][f"S{m}"], xt[r0:r1], out=F[m + L])
     return (t[k]["A"] @ F.view(2 * L + 1, -1)).view(-1, plan.shape[0], c, n)
 
 
-def _analysis(plan, t, k, values):
-    """(n_alpha, n_beta, c, n) grid values -> (n, c, rows) coefficients (quadrature included)."""
+def _analysis_rows(plan, t, k, values):
+    """(n_alpha, n_beta, c, n) grid values -> (rows, c * n) coefficients (quadrature included)."""
     na, nb, c, n = values.shape
     L = plan.L[k]
     H = (t[k]["Aw"] @ values.reshape(na, -1)).view(2 * L + 1, nb, c * n)
     if _differentiable(values):
-        out = torch.cat([t[k][f"Sw{m}"] @ H[m + L] for m in range(-L, L + 1)], 0)
-    else:
-        out = values.new_empty(plan.num_rows(k), c * n)
-        for m, (r0, r1) in zip(range(-L, L + 1), plan.rows[k]):
-            torch.mm(t[k][f"Sw{m}"], H[m + L], out=out[r0:r1])
-    return out.view(-1, c, n).permute(2, 1, 0)  # a (n, c, rows) view
+        return torch.cat([t[k][f"Sw{m}"] @ H[m + L] for m in range(-L, L + 1)], 0)
+    out = values.new_empty(plan.num_rows(k), c * n)
+    for m, (r0, r1) in zip(range(-L, L + 1), plan.rows[k]):
+        torch.mm(t[k][f"Sw{m}"], H[m + L], out=out[r0:r1])
+    return out
+
+
+def _analysis(plan, t, k, values):
+    """(n_alpha, n_beta, c, n) grid values -> (n, c, rows) coefficients (quadrature included)."""
+    c, n = values.shape[2], values.shape[3]
+    return _analysis_rows(plan, t, k, values).view(-1, c, n).permute(2, 1, 0)  # a (n, c, rows) view
 
 
 def gaunt_grid(plan: GridPlan, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
