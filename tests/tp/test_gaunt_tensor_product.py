@@ -72,6 +72,17 @@ def test_gradcheck_and_double_backward(method, monkeypatch):
     assert torch.autograd.gradgradcheck(tp, (x, y, w), fast_mode=True)
 
 
+@pytest.mark.parametrize("method", ["grid", "fourier"])
+def test_gradcheck_shared_weights(method):
+    tp = GauntTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o", method=method, shared_weights=True,
+                            internal_weights=False)
+    x = tp.irreps_in1.randn(3, -1, dtype=torch.float64).requires_grad_()
+    y = tp.irreps_in2.randn(3, -1, dtype=torch.float64).requires_grad_()
+    w = torch.randn(tp.weight_numel, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(tp, (x, y, w))
+    assert torch.autograd.gradgradcheck(tp, (x, y, w))
+
+
 def test_shared_internal_weights_and_repr():
     tp = GauntTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o")
     assert tp.weight_numel == 2 * 2 + 1 * 2 + 2 * 2
