@@ -42,6 +42,10 @@ __all__ = ["ChannelwisePath", "ChannelwisePlan", "channelwise_product"]
 
 #: Target size (bytes) of the per-chunk intermediates (T and Z); keeps them in the last-level cache.
 _CHUNK_BYTES = 8 * 2**20
+#: The VJP handles an output group with several input blocks and at least this many Z rows with
+#: per-group gathers and ``index_add`` (fewer operations; measured 4-12 % faster fwd+bwd at L = 3..6,
+#: but 30 % slower for the small groups of L = 2, which keep the per-block loop).
+GROUPED_MIN_ROWS = 16
 #: The forward keeps T and Z for the backward when they take less than this (else it recomputes).
 _KEEP_BYTES = 64 * 2**20
 
@@ -134,6 +138,15 @@ class ChannelwisePlan:
         # T = cat_b(y_b @ C_b)[:, perm]  and  grad: gcat = gT[:, inv]
         self._perm = np.argsort(order)
         self._inv = order
+        # per group, for every Z row: the input row it reads and the sorted path it belongs to
+        self._group_rows = []
+        for g in self.groups:
+            a_rows, q_rows = [], []
+            for s in g.subs:
+                for q in range(s.q0, s.q0 + s.nq):
+                    a_rows += range(s.a_off, s.a_off + s.a_dim)
+                    q_rows += [q] * s.a_dim
+            self._group_rows.append((np.array(a_rows, dtype=np.int64), np.array(q_rows, dtype=np.int64)))
         self._cache: dict = {}
 
     def tensors(self, dtype, device):
@@ -146,6 +159,8 @@ class ChannelwisePlan:
                 perm=torch.as_tensor(self._perm, dtype=torch.long, device=device),
                 inv=torch.as_tensor(self._inv, dtype=torch.long, device=device),
                 wperm=torch.as_tensor(self._wperm, dtype=torch.long, device=device),
+                group_rows=[(torch.as_tensor(a, device=device), torch.as_tensor(q, device=device))
+                            for a, q in self._group_rows],
             )
             self._cache[key] = out
         return out
@@ -249,10 +264,20 @@ def _vjp_chunk(plan, tens, x, y, w, gout, need_x, need_y, need_w, tangent, kept=
     gwq = x.new_empty(n, plan.num_paths, u) if need_w else None
     gts = []
     buf = x.new_empty(n * plan.max_rows * u) if need_y and zs is None else None
+    if need_w:
+        gwq.zero_()
     for k, g in enumerate(plan.groups):
         gc = gout[:, g.c_off : g.c_off + g.c_dim]
         tc = _tc(t, g, n)
-        if need_x or need_w:
+        if (need_x or need_w) and len(g.subs) > 1 and g.rows >= GROUPED_MIN_ROWS:
+            # one gather / product / index_add per group instead of a few operations per block
+            gz = _bmm(tc, gc)  # (n, rows, U)
+            a_rows, q_rows = tens["group_rows"][k]
+            if need_x:
+                gx.index_add_(1, a_rows, gz * wq.index_select(1, q_rows))
+            if need_w:
+                gwq.index_add_(1, q_rows, gz * x.index_select(1, a_rows))
+        elif need_x or need_w:
             gz = _bmm(tc, gc)  # (n, rows, U)
             for s in g.subs:
                 gzv = gz[:, s.r0 : s.r0 + s.nq * s.a_dim].view(n, s.nq, s.a_dim, u)
