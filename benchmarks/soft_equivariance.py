@@ -300,6 +300,15 @@ def markdown(results, args) -> str:
     return "\n".join(lines)
 
 
+_RUN_KEYS = ("models", "out", "report_only", "quick", "threads", "tasks")
+
+
+def _same_setup(a: dict, b: dict) -> bool:
+    """Two runs of a task are comparable (their models can share a table): same data and training."""
+    keys = (set(a) | set(b)) - set(_RUN_KEYS)
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny smoke run (does not overwrite the results)")
@@ -350,12 +359,19 @@ def main(argv=None) -> int:
             print(f"[{name}] skipped: {exc}", file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.with_suffix(".json").is_file():  # keep the tasks not re-run this time
+    if out.with_suffix(".json").is_file():  # keep the tasks (and models) not re-run this time
         old = json.loads(out.with_suffix(".json").read_text())
         for name, res in old.get("results", {}).items():
+            res.setdefault("config", old.get("config", {}))
             if name not in results:
-                res.setdefault("config", old.get("config", {}))
                 results[name] = res
+            elif _same_setup(res["config"], results[name]["config"]):
+                for kind in res["runs"]:
+                    if kind not in results[name]["runs"]:
+                        results[name]["runs"][kind] = res["runs"][kind]
+                        results[name]["summary"][kind] = res["summary"][kind]
+                if "references" in res and "references" not in results[name]:
+                    results[name]["references"] = res["references"]
     results = {k: results[k] for k in sorted(results, key=lambda k: list(tasks).index(k) if k in tasks else 99)}
     payload = {"config": vars(args), "torch": torch.__version__, "results": results}
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
