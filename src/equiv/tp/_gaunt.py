@@ -3,14 +3,13 @@ r"""`GauntTensorProduct`: the product of two spherical functions, projected back
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 
 from equiv import so3
 
 from ._instruction import irreps as _irreps
-from ._layout import inverse_permutation, select
+from ._layout import flatten_batch, inverse_permutation, select
 
 __all__ = ["GauntTensorProduct", "gaunt_path_coefficient"]
 
@@ -283,14 +282,7 @@ class GauntTensorProduct(torch.nn.Module):
                     f"GauntTensorProduct: {name} must have last dimension {irreps.dim}, got shape {tuple(getattr(t, 'shape', ()))}"
                 )
         w = self._get_weights(weight)
-        if self.shared_weights:
-            batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
-        else:
-            batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], w.shape[:-1])
-        n = math.prod(batch)
-        x = x.broadcast_to(batch + x.shape[-1:]).reshape(n, -1)
-        y = y.broadcast_to(batch + y.shape[-1:]).reshape(n, -1)
-        w = w.reshape(1, -1) if self.shared_weights else w.broadcast_to(batch + w.shape[-1:]).reshape(n, -1)
+        batch, n, x, y, w = flatten_batch(x, y, w, self.shared_weights)
         w1, w2, w3 = self._split(w)
         if self.method == "grid":  # the plan reads and writes mul_ir columns chunk by chunk
             out = self._fn(self._plan, x * self._columns(w1, 0), y * self._columns(w2, 1)) * self._columns(w3, 2)

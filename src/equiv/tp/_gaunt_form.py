@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["gaunt_form"]
+__all__ = ["gaunt_form", "LegPlan"]
 
 #: Size (bytes) of one array of function values of one chunk (about three are live).
 _CHUNK_BYTES = 2 * 2**20
@@ -31,6 +31,26 @@ _KEEP_BYTES = 64 * 2**20
 def _chunks(plan, n, c, itemsize):
     step = max(1, _CHUNK_BYTES // (plan.points * c * itemsize))
     return [(s, min(n, s + step)) for s in range(0, n, step)]
+
+
+class LegPlan:
+    """Base of the Gaunt plans: per-leg numpy matrices ``_np`` (list of dicts), per-leg row ranges
+    ``rows`` (list of ``(start, stop)`` per order m), and their torch copies cached per dtype/device."""
+
+    _np: list
+    rows: list
+
+    def tensors(self, dtype, device):
+        key = (dtype, device)
+        cache = self.__dict__.setdefault("_cache", {})
+        t = cache.get(key)
+        if t is None:
+            t = [{k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in leg.items()} for leg in self._np]
+            cache[key] = t
+        return t
+
+    def num_rows(self, leg: int) -> int:
+        return self.rows[leg][-1][1]
 
 
 def _ch(plan, leg, coeffs):

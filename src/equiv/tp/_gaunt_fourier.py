@@ -39,7 +39,7 @@ import torch
 
 from equiv import so3
 
-from ._gaunt_form import gaunt_form
+from ._gaunt_form import LegPlan, gaunt_form
 from ._gaunt_grid import row_order
 
 __all__ = ["FourierPlan", "fourier_plan", "gaunt_fourier", "legendre_fourier"]
@@ -100,7 +100,7 @@ def _half_interval_integral(s: np.ndarray) -> np.ndarray:
     return out
 
 
-class FourierPlan:
+class FourierPlan(LegPlan):
     r"""Cached matrices of the Fourier Gaunt form for three legs with degree sets ``ls``."""
 
     def __init__(self, ls1, ls2, ls3):
@@ -150,16 +150,6 @@ class FourierPlan:
             self._np.append(mats)
         self._cache = {}
 
-    def tensors(self, dtype, device):
-        key = (dtype, device)
-        t = self._cache.get(key)
-        if t is None:
-            t = [{k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in leg.items()} for leg in self._np]
-            self._cache[key] = t
-        return t
-
-    def num_rows(self, leg: int) -> int:
-        return self.rows[leg][-1][1]
 
     def synthesis(self, t, k, coeffs):
         """(n, c, rows) coefficients -> (n, c, N, N) values on the torus grid."""

@@ -40,7 +40,7 @@ import torch
 
 from equiv import so3
 
-from ._gaunt_form import gaunt_form
+from ._gaunt_form import LegPlan, gaunt_form
 
 __all__ = ["GridPlan", "MulIrGridPlan", "grid_plan", "separable_harmonics", "gaunt_grid", "row_order"]
 
@@ -74,7 +74,7 @@ def row_order(ls) -> list[tuple[int, int]]:
     return [(l, m) for m in range(-L, L + 1) for l in sorted(ls) if l >= abs(m)]
 
 
-class GridPlan:
+class GridPlan(LegPlan):
     r"""Cached matrices of the grid Gaunt form for three legs with degree sets ``ls``."""
 
     def __init__(self, ls1, ls2, ls3):
@@ -111,16 +111,6 @@ class GridPlan:
     def analysis(self, t, k, values):
         return _analysis(self, t, k, values)
 
-    def tensors(self, dtype, device):
-        key = (dtype, device)
-        t = self._cache.get(key)
-        if t is None:
-            t = [{k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in leg.items()} for leg in self._np]
-            self._cache[key] = t
-        return t
-
-    def num_rows(self, leg: int) -> int:
-        return self.rows[leg][-1][1]
 
     def flops(self) -> int:
         """Multiply-adds per channel of one product (two syntheses, the pointwise product, one analysis)."""

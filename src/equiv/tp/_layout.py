@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["select", "place", "inverse_permutation"]
+__all__ = ["select", "place", "inverse_permutation", "flatten_batch"]
 
 
 def inverse_permutation(perm, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,3 +68,21 @@ def _place(z, inv, perm):
     if len(perm) == len(inv):  # a permutation: no zero column needed
         return z.index_select(1, inv)
     return torch.cat([z, z.new_zeros(z.shape[0], 1)], 1).index_select(1, inv)
+
+
+def flatten_batch(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, shared_weights: bool):
+    """Broadcast the leading (batch) dimensions of ``x``, ``y`` and, unless ``shared_weights``, of
+    ``w``, and flatten them: returns ``(batch_shape, n, x (n, dx), y (n, dy), w (1 or n, dw))``
+    (``w`` is passed through as ``None``)."""
+    if shared_weights or w is None:
+        batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
+    else:
+        batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], w.shape[:-1])
+    n = 1
+    for s in batch:
+        n *= s
+    x = x.broadcast_to(batch + x.shape[-1:]).reshape(n, -1)
+    y = y.broadcast_to(batch + y.shape[-1:]).reshape(n, -1)
+    if w is not None:
+        w = w.reshape(1, -1) if shared_weights else w.broadcast_to(batch + w.shape[-1:]).reshape(n, -1)
+    return batch, n, x, y, w

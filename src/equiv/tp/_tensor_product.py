@@ -13,7 +13,7 @@ from equiv import so3
 from ._channelwise import ChannelwisePath, ChannelwisePlan, channelwise_product
 from ._dense_channelwise import DenseChannelwise
 from ._instruction import Instruction, build_instructions, irreps as _irreps
-from ._layout import inverse_permutation, select
+from ._layout import flatten_batch, inverse_permutation, select
 
 __all__ = ["TensorProduct"]
 
@@ -381,19 +381,9 @@ class TensorProduct(torch.nn.Module):
             if self.weight_numel == 0:
                 w = x.new_zeros(1, 0)
             return self._compute(x, y, w)
-        if self.shared_weights:
-            batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
-        else:
-            batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], w.shape[:-1])
-        n = math.prod(batch)
-        x = x.broadcast_to(batch + x.shape[-1:]).reshape(n, -1)
-        y = y.broadcast_to(batch + y.shape[-1:]).reshape(n, -1)
+        batch, n, x, y, w = flatten_batch(x, y, w if self.weight_numel else None, self.shared_weights)
         if self.weight_numel == 0:
             w = x.new_zeros(1, 0)
-        elif self.shared_weights:
-            w = w.reshape(1, -1)
-        else:
-            w = w.broadcast_to(batch + w.shape[-1:]).reshape(n, -1)
         return self._compute(x, y, w).reshape(batch + (self.irreps_out.dim,))
 
     def _compute(self, x, y, w):
