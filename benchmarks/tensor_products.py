@@ -236,10 +236,10 @@ def markdown(results: dict) -> str:
         f"{peak:.1f} GFLOP/s.",
         "",
     ]
-    upd = results.get("sections_updated")
-    if upd:
-        lines += [f"Sections {', '.join(upd['sections'])} re-measured after the run above, with "
-                  f"`{upd['command']}` ({upd['wall_s'] / 60:.1f} min); the other sections are from the first run.", ""]
+    upd = results.get("sections_updated") or []
+    for u in [upd] if isinstance(upd, dict) else upd:
+        lines += [f"Sections {', '.join(u['sections'])} re-measured after the run above, with "
+                  f"`{u['command']}` ({u['wall_s'] / 60:.1f} min).", ""]
     lines += [
         "Times are medians in ms (process CPU time with one thread, wall time otherwise); ratio = e3nn / equiv "
         "(higher is better for equiv); fwd+bwd = "
@@ -394,7 +394,9 @@ def _merge_previous(name: str, results: dict, skipped) -> dict:
         for k in keys[sec]:
             if k in old:
                 results[k] = old[k]
-    results["sections_updated"] = {"sections": measured, "command": results["command"], "wall_s": results["wall_s"]}
+    earlier = old.get("sections_updated", [])
+    earlier = [earlier] if isinstance(earlier, dict) else earlier
+    results["sections_updated"] = earlier + [{"sections": measured, "command": results["command"], "wall_s": results["wall_s"]}]
     for k in ("command", "load_start", "wall_s", "machine", "matmul_peak_gflops"):
         results[k] = old.get(k, results[k])
     return results
