@@ -56,12 +56,23 @@ def test_dense_form_is_chosen_for_small_products_only():
     assert _channelwise(4)._groups[0].dense is None
 
 
-def test_dense_path_matches_engine_through_the_module():
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_dense_path_matches_engine_through_the_module(dtype, tol):
     torch.manual_seed(1)
-    tp = _channelwise(1).double()
-    x = torch.randn(5, tp.irreps_in1.dim, dtype=torch.float64)
-    y = torch.randn(5, tp.irreps_in2.dim, dtype=torch.float64)
-    w = torch.randn(5, tp.weight_numel, dtype=torch.float64)
+    tp = _channelwise(1).to(dtype)
+    x = torch.randn(5, tp.irreps_in1.dim, dtype=dtype)
+    y = torch.randn(5, tp.irreps_in2.dim, dtype=dtype)
+    w = torch.randn(5, tp.weight_numel, dtype=dtype)
     out = tp(x, y, w)
     tp._groups[0].dense = None
-    assert (out - tp(x, y, w)).abs().max().item() < 1e-12
+    ref = tp(x, y, w)
+    assert (out - ref).abs().max().item() < tol * ref.abs().max().item()
+
+
+@pytest.mark.parametrize("L", [1, 3])  # dense form and block-sparse engine
+def test_empty_batch(L):
+    tp = _channelwise(L)
+    x = torch.randn(0, tp.irreps_in1.dim, requires_grad=True)
+    out = tp(x, torch.randn(0, tp.irreps_in2.dim), torch.randn(0, tp.weight_numel))
+    out.sum().backward()
+    assert out.shape == (0, tp.irreps_out.dim) and x.grad.shape == x.shape

@@ -283,6 +283,8 @@ class GauntTensorProduct(torch.nn.Module):
                 )
         w = self._get_weights(weight)
         batch, n, x, y, w = flatten_batch(x, y, w, self.shared_weights)
+        if n == 0:  # an empty batch (e.g. a graph without edges): empty output, zero gradients
+            return (x.sum() + y.sum() + w.sum()).mul(0).expand(batch + (self.irreps_out.dim,))
         w1, w2, w3 = self._split(w)
         if self.method == "grid":  # the plan reads and writes mul_ir columns chunk by chunk
             out = self._fn(self._plan, x * self._columns(w1, 0), y * self._columns(w2, 1)) * self._columns(w3, 2)

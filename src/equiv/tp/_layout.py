@@ -73,7 +73,12 @@ def _place(z, inv, perm):
 def flatten_batch(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, shared_weights: bool):
     """Broadcast the leading (batch) dimensions of ``x``, ``y`` and, unless ``shared_weights``, of
     ``w``, and flatten them: returns ``(batch_shape, n, x (n, dx), y (n, dy), w (1 or n, dw))``
-    (``w`` is passed through as ``None``)."""
+    (``w`` is passed through as ``None``).
+
+    >>> batch, n, x, y, w = flatten_batch(torch.ones(2, 3, 4), torch.ones(1, 5), torch.ones(7), True)
+    >>> batch, n, tuple(x.shape), tuple(y.shape), tuple(w.shape)
+    (torch.Size([2, 3]), 6, (6, 4), (6, 5), (1, 7))
+    """
     if shared_weights or w is None:
         batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
     else:
@@ -81,8 +86,8 @@ def flatten_batch(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, shar
     n = 1
     for s in batch:
         n *= s
-    x = x.broadcast_to(batch + x.shape[-1:]).reshape(n, -1)
-    y = y.broadcast_to(batch + y.shape[-1:]).reshape(n, -1)
+    x = x.broadcast_to(batch + x.shape[-1:]).reshape(n, x.shape[-1])
+    y = y.broadcast_to(batch + y.shape[-1:]).reshape(n, y.shape[-1])
     if w is not None:
-        w = w.reshape(1, -1) if shared_weights else w.broadcast_to(batch + w.shape[-1:]).reshape(n, -1)
+        w = w.reshape(1, -1) if shared_weights else w.broadcast_to(batch + w.shape[-1:]).reshape(n, w.shape[-1])
     return batch, n, x, y, w

@@ -112,12 +112,12 @@ class _EngineGroup:
         """The group's output irreps side by side in ``mul_ir`` layout, ``(n, sum of their dims)``."""
         xc, xo = (x1, x2) if self.mode == "uvu" else (x2, x1)
         pin, iin, pout, iout = self._perms(xc.device)
-        x = select(xc, pin, iin).view(xc.shape[0], -1, self.mul)
+        x = select(xc, pin, iin).view(xc.shape[0], self.plan.dim_x, self.mul)
         if self.dense is not None and idx is None and idx_out is None:
             g = self.dense(x, xo, self.weights(w))
         else:
             g = channelwise_product(self.plan, x, xo, self.weights(w), idx, idx_out, n_out)
-        return select(g.reshape(g.shape[0], -1), pout, iout)
+        return select(g.reshape(g.shape[0], self.plan.dim_g * self.mul), pout, iout)
 
     def run(self, x1, x2, w, idx=None, idx_out=None, n_out=None):
         g = self.product(x1, x2, w, idx, idx_out, n_out)
