@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -94,10 +95,19 @@ def _load():
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
+def seed_long_run(source: Path, target: Path) -> Path:
+    """Start a long run from an equal-budget run's checkpoint (copied once), so that resuming the long
+    run never moves the checkpoint behind the equal-budget table."""
+    if not (target / "checkpoint.pt").exists() and (source / "checkpoint.pt").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        for f in source.iterdir():
+            if f.is_file():
+                shutil.copy2(f, target / f.name)
+    return target
+
+
 def run_equiv(cfg: dict, tp: str, out_dir: Path, keep_dir: Path) -> dict:
     """Train equiv's MACE with the workflow (resumes from ``out_dir`` when a checkpoint is there)."""
-    import shutil
-
     from equiv.train.potential import train_potential
 
     run_cfg = dict(cfg, model="mace", model_kwargs=dict(CONFIG, tp=tp), output_dir=str(out_dir))

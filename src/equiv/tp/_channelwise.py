@@ -103,6 +103,8 @@ class ChannelwisePlan:
         # weight column of each sorted path (num_weights = the constant-one column for unweighted paths)
         self._wperm = [p.w_idx if p.w_idx >= 0 else num_weights for p in paths]
         self.has_unweighted = any(p.w_idx < 0 for p in paths)
+        # when every path has its own weight column, the weight gradient is a gather of path rows
+        self._winv = np.argsort(self._wperm) if sorted(self._wperm) == list(range(num_weights)) else None
         self.groups: list[_Group] = []
         t_off = 0
         for q, p in enumerate(paths):
@@ -161,13 +163,20 @@ class ChannelwisePlan:
                 wperm=torch.as_tensor(self._wperm, dtype=torch.long, device=device),
                 group_rows=[(torch.as_tensor(a, device=device), torch.as_tensor(q, device=device))
                             for a, q in self._group_rows],
+                winv=None if self._winv is None else torch.as_tensor(self._winv, dtype=torch.long, device=device),
             )
             self._cache[key] = out
         return out
 
-    def chunk_size(self, channels: int, itemsize: int) -> int:
+    def chunk_size(self, channels: int, itemsize: int, n: int | None = None) -> int:
+        """Rows per chunk: intermediates of about ``_CHUNK_BYTES``; with ``n``, balanced so the last
+        chunk is not a small remainder (e.g. 1024 rows go as 512 + 512, not 484 + 484 + 56)."""
         per_row = (2 * self.t_size + 2 * channels * (self.max_rows + self.dim_x + self.dim_g)) * itemsize
-        return max(1, _CHUNK_BYTES // max(per_row, 1))
+        step = max(1, _CHUNK_BYTES // max(per_row, 1))
+        if n is not None and n > step:
+            chunks = max(1, round(n / step))  # chunks up to 1.5x the target size, rather than a small tail
+            step = -(-n // chunks)
+        return step
 
     def flops(self, channels: int) -> int:
         """Multiply-adds per sample (T plus the channel products), for benchmarks."""
@@ -236,7 +245,7 @@ def _tc(t, g, n):
     return t[:, g.t_off : g.t_off + g.rows * g.c_dim].view(n, g.rows, g.c_dim)
 
 
-def _forward_chunk(plan, tens, x, y, w, tangent, keep=None):
+def _forward_chunk(plan, tens, x, y, w, tangent, keep=None, out=None):
     n, u = y.shape[0], x.shape[2]
     t = _compute_t(plan, tens, y)
     wq = _weights(plan, tens, w, tangent)
@@ -254,22 +263,31 @@ def _forward_chunk(plan, tens, x, y, w, tangent, keep=None):
         outs.append(x.new_zeros(n, plan.dim_g - cur, u))
     if keep is not None:
         keep.append((t, wq, zs))
+    if out is not None:
+        return torch.cat(outs, 1, out=out)
     return torch.cat(outs, 1) if len(outs) > 1 else outs[0]
 
 
-def _vjp_chunk(plan, tens, x, y, w, gout, need_x, need_y, need_w, tangent, kept=None):
+def _grouped(g):
+    return len(g.subs) > 1 and g.rows >= GROUPED_MIN_ROWS
+
+
+def _vjp_chunk(plan, tens, x, y, w, gout, need_x, need_y, need_w, tangent, kept=None, gx=None, gw=None):
+    """Gradients of one chunk; ``gx``, ``gw``: optional buffers (like ``x``, ``w``) to write the
+    x- and weight-gradients to."""
     n, u = y.shape[0], x.shape[2]
     t, wq, zs = kept if kept is not None else (_compute_t(plan, tens, y), _weights(plan, tens, w, tangent), None)
-    gx = torch.zeros_like(x) if need_x else None
+    if need_x:
+        gx = torch.zeros_like(x) if gx is None else gx.zero_()
     gwq = x.new_empty(n, plan.num_paths, u) if need_w else None
     gts = []
     buf = x.new_empty(n * plan.max_rows * u) if need_y and zs is None else None
-    if need_w:
+    if need_w and any(_grouped(g) for g in plan.groups):  # the per-block loop writes every row itself
         gwq.zero_()
     for k, g in enumerate(plan.groups):
         gc = gout[:, g.c_off : g.c_off + g.c_dim]
         tc = _tc(t, g, n)
-        if (need_x or need_w) and len(g.subs) > 1 and g.rows >= GROUPED_MIN_ROWS:
+        if (need_x or need_w) and _grouped(g):
             # one gather / product / index_add per group instead of a few operations per block
             gz = _bmm(tc, gc)  # (n, rows, U)
             a_rows, q_rows = tens["group_rows"][k]
@@ -293,11 +311,13 @@ def _vjp_chunk(plan, tens, x, y, w, gout, need_x, need_y, need_w, tangent, kept=
             z = zs[k] if zs is not None else _build_z(g, x, wq, buf[: n * g.rows * u].view(n, g.rows, u))
             gts.append(_bmm(z, gc.transpose(1, 2)).reshape(n, -1))
     gy = _t_to_y(plan, tens, torch.cat(gts, 1)) if need_y else None
-    gw = None
     if need_w:
-        gw = x.new_zeros(n, plan.num_weights + int(plan.has_unweighted), u)
-        gw.index_add_(1, tens["wperm"], gwq)
-        gw = gw[:, : plan.num_weights]
+        if tens["winv"] is not None:  # a permutation of path rows
+            gw = torch.index_select(gwq, 1, tens["winv"], out=gw) if gw is not None else gwq.index_select(1, tens["winv"])
+        else:
+            acc = x.new_zeros(n, plan.num_weights + int(plan.has_unweighted), u)
+            acc.index_add_(1, tens["wperm"], gwq)
+            gw = acc[:, : plan.num_weights] if gw is None else gw.copy_(acc[:, : plan.num_weights])
     return gx, gy, gw
 
 
@@ -316,45 +336,46 @@ def _w_rows(w, sl):
 def _forward(plan, x, y, w, idx_x, idx_out, n_out, tangent=False, keep=None):
     tens = plan.tensors(y.dtype, y.device)
     n, u = y.shape[0], x.shape[2]
-    step = plan.chunk_size(u, y.element_size())
+    step = plan.chunk_size(u, y.element_size(), n)
     if idx_out is None and step >= n:
         return _forward_chunk(plan, tens, x if idx_x is None else x.index_select(0, idx_x), y, w, tangent, keep)
-    out = x.new_zeros((n if idx_out is None else n_out), plan.dim_g, u)
+    if idx_out is None:  # every row is written: no zero fill, chunks written in place
+        out = x.new_empty(n, plan.dim_g, u)
+    else:
+        out = x.new_zeros(n_out, plan.dim_g, u)
     for s in range(0, n, step):
         sl = slice(s, min(n, s + step))
-        r = _forward_chunk(plan, tens, _rows(x, sl, idx_x), y[sl], _w_rows(w, sl), tangent, keep)
+        args = (plan, tens, _rows(x, sl, idx_x), y[sl], _w_rows(w, sl), tangent, keep)
         if idx_out is None:
-            out[sl] = r
+            _forward_chunk(*args, out=out[sl])
         else:
-            out.index_add_(0, idx_out[sl], r)
+            out.index_add_(0, idx_out[sl], _forward_chunk(*args))
     return out
 
 
 def _vjp(plan, x, y, w, gout, idx_x, idx_out, need_x, need_y, need_w, tangent=False, kept=None):
     tens = plan.tensors(y.dtype, y.device)
     n, u = y.shape[0], x.shape[2]
-    gx = torch.zeros_like(x) if need_x else None
+    direct = need_x and idx_x is None  # each chunk writes its rows of gx in place
+    gx = (torch.empty_like(x) if direct else torch.zeros_like(x)) if need_x else None
     gy = torch.empty_like(y) if need_y else None
-    gw = torch.zeros_like(w) if need_w else None
-    step = plan.chunk_size(u, y.element_size())
+    per_sample_w = need_w and w.shape[0] != 1  # each chunk writes its rows of gw in place
+    gw = (torch.empty_like(w) if per_sample_w else torch.zeros_like(w)) if need_w else None
+    step = plan.chunk_size(u, y.element_size(), n)
     for k, s in enumerate(range(0, n, step)):
         sl = slice(s, min(n, s + step))
         cx, cy, cw = _vjp_chunk(
             plan, tens, _rows(x, sl, idx_x), y[sl], _w_rows(w, sl), _rows(gout, sl, idx_out),
-            need_x, need_y, need_w, tangent, None if kept is None else kept[k],
+            need_x, need_y, need_w, tangent, None if kept is None else kept[k], gx[sl] if direct else None,
+            gw[sl] if per_sample_w else None,
         )
-        if need_x:
-            if idx_x is None:
-                gx[sl] = cx
-            else:
-                gx.index_add_(0, idx_x[sl], cx)
+        if need_x and not direct:
+            gx.index_add_(0, idx_x[sl], cx)
         if need_y:
             gy[sl] = cy
         if need_w:
-            if w.shape[0] == 1:
+            if not per_sample_w:
                 gw += cw.sum(0, keepdim=True)
-            else:
-                gw[sl] = cw
     return gx, gy, gw
 
 
