@@ -36,12 +36,29 @@ import torch  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def setup(threads: int | None = None) -> None:
-    """Environment for the benchmarks (call before importing e3nn)."""
+def setup(threads: int | None = None, malloc: str = "default") -> None:
+    """Environment for the benchmarks (call before importing e3nn).
+
+    ``malloc="tuned"`` applies `equiv.tune_cpu_allocator` (glibc keeps freed memory) to the whole
+    process, so every library measured in it runs under the same allocator settings.
+    """
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     warnings.filterwarnings("ignore")
     if threads:
         torch.set_num_threads(threads)
+    if malloc == "tuned":
+        import equiv
+
+        if not equiv.tune_cpu_allocator():
+            raise SystemExit("--malloc tuned needs Linux with glibc")
+    elif malloc != "default":
+        raise ValueError(f"malloc must be 'default' or 'tuned', got {malloc!r}")
+
+
+def add_malloc_argument(parser) -> None:
+    parser.add_argument("--malloc", choices=["default", "tuned"], default="default",
+                        help="glibc malloc settings for the whole process (both libraries): 'tuned' keeps freed "
+                             "memory for reuse (equiv.tune_cpu_allocator); results go to a *_malloc_tuned file")
 
 
 def _stats(times: list[float]) -> dict:

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
 import _mace_common as common  # noqa: E402
 import torch  # noqa: E402
 
@@ -55,8 +56,17 @@ def main(argv=None) -> int:
                    help="float64 is the training default of both mace-torch and equiv")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--models", default="mace-torch,equiv-cg,equiv-gaunt")
-    p.add_argument("--output", default=str(RESULTS / "potential_speed"))
+    p.add_argument("--output", default=None, help="results path without suffix (default results/potential_speed"
+                   "[_malloc_tuned])")
+    _common.add_malloc_argument(p)
     args = p.parse_args(argv)
+    if args.output is None:
+        args.output = str(RESULTS / ("potential_speed_malloc_tuned" if args.malloc == "tuned" else "potential_speed"))
+    if args.malloc == "tuned":
+        import equiv
+
+        if not equiv.tune_cpu_allocator():
+            raise SystemExit("--malloc tuned needs Linux with glibc")
     rounds = args.rounds or (3 if args.quick else 7)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -158,7 +168,7 @@ def main(argv=None) -> int:
         "benchmark": "potential_speed",
         "command": "python benchmarks/potential_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": common.machine(), "device": str(device), "dtype": args.dtype, "threads": args.threads,
-        "molecule": args.molecule, "atoms_per_structure": int(train_batch.n_atoms[0]),
+        "malloc": args.malloc, "molecule": args.molecule, "atoms_per_structure": int(train_batch.n_atoms[0]),
         "edges_per_structure": train_batch.edge_index.shape[1] / train_batch.num_graphs,
         "batch_size": args.batch_size, "infer_batch_size": args.infer_batch_size, "rounds": rounds,
         "config": common.CONFIG, "cutoff": common.CUTOFF, "same_weights_agreement": agreement, "results": res,
@@ -170,7 +180,9 @@ def main(argv=None) -> int:
         "# MACE speed: equiv vs mace-torch 0.3.16",
         "",
         f"Machine: {report['machine']}; device {device}, {args.dtype}, {args.threads} thread(s). "
-        f"Command: `{report['command']}`.",
+        f"Command: `{report['command']}`. Allocator: glibc malloc "
+        + ("tuned for the whole process, all models alike (`--malloc tuned`: freed memory kept for reuse)."
+           if args.malloc == "tuned" else "defaults (`--malloc tuned` keeps freed memory for reuse)."),
         "",
         f"Model: hidden {common.CONFIG['hidden_irreps']}, edge SH l <= {common.CONFIG['max_ell']}, correlation "
         f"{common.CONFIG['correlation']}, {common.CONFIG['num_interactions']} layers, r_max {common.CUTOFF} Å, "

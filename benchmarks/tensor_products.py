@@ -235,6 +235,12 @@ def markdown(results: dict) -> str:
         "interleaved in the same process). Measured fp32 matmul peak: "
         f"{peak:.1f} GFLOP/s.",
         "",
+        ("Allocator: glibc malloc **tuned** for the whole process, both libraries alike (`--malloc tuned`, "
+         "`equiv.tune_cpu_allocator`: freed memory kept for reuse instead of being returned to the OS)."
+         if results.get("malloc") == "tuned" else
+         "Allocator: glibc malloc with its default settings (see `--malloc tuned` and "
+         "`tensor_products_malloc_tuned.md` for the same run with freed memory kept for reuse)."),
+        "",
     ]
     upd = results.get("sections_updated") or []
     for u in [upd] if isinstance(upd, dict) else upd:
@@ -412,14 +418,15 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: the 2 cores are shared; with 1 thread times are process CPU time)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["cg", "cg_all", "gaunt", "mp"], help="sections to skip")
+    common.add_malloc_argument(parser)
     parser.add_argument("--update", action="store_true",
                         help="keep the skipped sections of the existing results file (re-measure some sections only)")
     args = parser.parse_args()
-    common.setup(args.threads)
+    common.setup(args.threads, args.malloc)
     from e3nn import o3
 
     t_start = time.perf_counter()
-    results = {"command": " ".join(["benchmarks/tensor_products.py"] + sys.argv[1:]),
+    results = {"command": " ".join(["benchmarks/tensor_products.py"] + sys.argv[1:]), "malloc": args.malloc,
                "load_start": common.machine_info().get("load_average_1_5_15min"),
                "matmul_peak_gflops": common.matmul_peak_gflops(), "cg": [], "gaunt": []}
     if args.quick:
@@ -464,9 +471,10 @@ def main() -> int:
         print("message passing:", json.dumps(results["message_passing"]["rows"]), flush=True)
     results["machine"] = common.machine_info()
     results["wall_s"] = time.perf_counter() - t_start
+    name = "tensor_products" + ("_quick" if args.quick else "") + ("_malloc_tuned" if args.malloc == "tuned" else "")
     if args.update:
-        results = _merge_previous("tensor_products" + ("_quick" if args.quick else ""), results, args.skip)
-    paths = common.write_results("tensor_products" + ("_quick" if args.quick else ""), results, markdown(results), figure(results))
+        results = _merge_previous(name, results, args.skip)
+    paths = common.write_results(name, results, markdown(results), figure(results))
     print("wrote", ", ".join(str(p) for p in paths))
     return 0
 

@@ -11,4 +11,6 @@ Subpackages, in the direction data flows (a module only imports from those to it
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from ._allocator import cpu_allocator_tuned, tune_cpu_allocator  # noqa: E402
+
+__all__ = ["__version__", "tune_cpu_allocator", "cpu_allocator_tuned"]

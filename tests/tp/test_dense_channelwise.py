@@ -54,6 +54,18 @@ def _channelwise(L, C=16):
 def test_dense_form_is_chosen_for_small_products_only():
     assert _channelwise(1)._groups[0].dense is not None
     assert _channelwise(4)._groups[0].dense is None
+    assert _channelwise(1)._groups[0].dense.use(64, 10000, 4)
+
+
+def test_small_dense_rule_needs_the_tuned_allocator(monkeypatch):
+    import equiv.tp._dense_channelwise as dcw
+
+    dense2 = _channelwise(2)._groups[0].dense
+    monkeypatch.setattr(dcw, "cpu_allocator_tuned", lambda: False)
+    assert not dense2.use(16, 1024, 4)
+    # with the tuned allocator: dense for small batches only (intermediates within SMALL_BYTES)
+    monkeypatch.setattr(dcw, "cpu_allocator_tuned", lambda: True)
+    assert dense2.use(16, 1024, 4) and not dense2.use(16, 10000, 4) and not dense2.use(64, 1024, 4)
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])

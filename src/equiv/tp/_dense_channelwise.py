@@ -12,7 +12,8 @@ form with five dense operations on the engine's channel-last layout:
 where the rows :math:`r` enumerate (path :math:`q`, component :math:`i` of its input block
 :math:`a_q`), :math:`C` ``(D_2, R D_3)`` holds every path's Clebsch–Gordan block (zero outside its
 output block) and :math:`a(r) = a_q + i`. The dense :math:`T_n` costs more multiply-adds than the
-block-sparse one, so `DenseChannelwise.worthwhile` compares the two counts; all operations are plain
+block-sparse one, so `DenseChannelwise.use` compares the two counts and the size of the
+intermediates for the batch at hand; all operations are plain
 differentiable torch, so first, second and higher derivatives come from autograd.
 """
 
@@ -21,11 +22,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from equiv._allocator import cpu_allocator_tuned
+
 __all__ = ["DenseChannelwise"]
 
 #: Use the dense form when its multiply-adds are at most this multiple of the block-sparse engine's
-#: (measured on a 2-core CPU, C = 16, batch 1024: the dense form wins at L = 1, loses from L = 2).
+#: (measured on a 2-core CPU: the dense form wins at L = 1 for every size) ...
 DENSE_FACTOR = 3.0
+#: ... or, once `equiv.tune_cpu_allocator` has been applied, at most ``SMALL_FACTOR`` times with
+#: intermediates (T and Z) within ``SMALL_BYTES``: small products are overhead-bound, and five
+#: operations beat the engine's per-block ones (L = 2, C = 16, batch 1024: forward + backward 1.4x
+#: faster; with C = 32 or batch 2048 the two are even, beyond that the engine wins, by 2x at batch
+#: 10000). With glibc's default malloc the dense form's large intermediates are fresh pages at
+#: every call (page faults) and it is 1.5x *slower* there, so the rule needs the tuned allocator.
+SMALL_FACTOR = 4.0
+SMALL_BYTES = 4 * 2**20
 
 
 class DenseChannelwise:
@@ -53,7 +64,15 @@ class DenseChannelwise:
         return self.plan.dim_y * self.rows * self.plan.dim_g + channels * self.rows * (self.plan.dim_g + 1)
 
     def worthwhile(self, channels: int) -> bool:
-        return self.macs(channels) <= DENSE_FACTOR * self.plan.flops(channels)
+        """Whether the dense form can ever be the faster one (for small enough batches)."""
+        return self.macs(channels) <= max(DENSE_FACTOR, SMALL_FACTOR) * self.plan.flops(channels)
+
+    def use(self, channels: int, n: int, itemsize: int) -> bool:
+        """Whether to use the dense form for a batch of ``n`` samples (see `DENSE_FACTOR`, `SMALL_BYTES`)."""
+        ratio = self.macs(channels) / max(self.plan.flops(channels), 1)
+        if ratio <= DENSE_FACTOR:
+            return True
+        return cpu_allocator_tuned() and ratio <= SMALL_FACTOR and n * self.rows * (channels + self.plan.dim_g) * itemsize <= SMALL_BYTES
 
     def _tensors(self, dtype, device):
         key = (dtype, device)

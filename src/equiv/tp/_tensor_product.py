@@ -113,7 +113,7 @@ class _EngineGroup:
         xc, xo = (x1, x2) if self.mode == "uvu" else (x2, x1)
         pin, iin, pout, iout = self._perms(xc.device)
         x = select(xc, pin, iin).view(xc.shape[0], self.plan.dim_x, self.mul)
-        if self.dense is not None and idx is None and idx_out is None:
+        if self.dense is not None and idx is None and idx_out is None and self.dense.use(self.mul, xo.shape[0], xo.element_size()):
             g = self.dense(x, xo, self.weights(w))
         else:
             g = channelwise_product(self.plan, x, xo, self.weights(w), idx, idx_out, n_out)

@@ -143,6 +143,8 @@ OPTIONS: list[Option] = [
            "run"),
     Option("device", "auto", str, "auto, cpu, cuda or cuda:<i>", None, "run"),
     Option("num_threads", None, _optional(int), "CPU threads per process", None, "run"),
+    Option("tune_malloc", True, _bool, "keep freed memory for reuse in glibc malloc (equiv.tune_cpu_allocator): "
+           "fewer page faults per step", None, "run"),
     Option("progress", True, _bool, "show a progress bar", None, "run"),
     Option("test", True, _bool, "evaluate the best model on the test set(s) at the end", None, "run"),
     Option("parity_plot", True, _bool, "write parity_<test>.png", None, "run"),
@@ -152,7 +154,7 @@ DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS}
 _BY_NAME = {o.name: o for o in OPTIONS}
 #: Options that may differ between a checkpoint and the run resuming it.
 RESUME_MAY_CHANGE = {"epochs", "max_steps", "time_budget_minutes", "output_dir", "resume", "checkpoint_every",
-                     "device", "num_threads", "progress", "test", "parity_plot", "max_test", "valid_batch_size",
+                     "device", "num_threads", "tune_malloc", "progress", "test", "parity_plot", "max_test", "valid_batch_size",
                      "patience"}
 
 

@@ -297,6 +297,10 @@ def train_potential(cfg: dict | argparse.Namespace) -> dict:
         ``train_time_s``, ``model_path``, ``interrupted`` (True when stopped by a signal).
     """
     cfg = resolve_config(cfg) if not (isinstance(cfg, dict) and set(cfg) >= set(DEFAULTS)) else dict(cfg)
+    if cfg.get("tune_malloc", True):
+        from equiv import tune_cpu_allocator
+
+        tune_cpu_allocator()
     info = init_distributed(cfg["device"], cfg["num_threads"])
     try:
         return _train(cfg, info)
