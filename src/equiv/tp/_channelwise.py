@@ -71,6 +71,7 @@ class _SubGroup:  # paths of one output block sharing one input block (contiguou
     q0: int  # first sorted path
     nq: int
     r0: int  # first row in the group's Z / T rows
+    wq0: int = -1  # first row of its paths in the engine weights (q0, or the weight column, see direct_w)
 
 
 @dataclass
@@ -97,7 +98,7 @@ class ChannelwisePlan:
 
     def __init__(self, paths, dim_x: int, dim_y: int, dim_g: int, num_weights: int):
         self.dim_x, self.dim_y, self.dim_g, self.num_weights = dim_x, dim_y, dim_g, num_weights
-        paths = sorted(paths, key=lambda p: (p.c_off, p.a_off, p.b_off, p.w_idx))
+        paths = sorted(paths, key=lambda p: (p.c_off, p.a_off, p.w_idx, p.b_off))
         self.paths = paths
         self.num_paths = len(paths)
         # weight column of each sorted path (num_weights = the constant-one column for unweighted paths)
@@ -105,16 +106,17 @@ class ChannelwisePlan:
         self.has_unweighted = any(p.w_idx < 0 for p in paths)
         # when every path has its own weight column, the weight gradient is a gather of path rows
         self._winv = np.argsort(self._wperm) if sorted(self._wperm) == list(range(num_weights)) else None
-        self.groups: list[_Group] = []
+        # ``direct_w``: the kernels index the caller's weights directly (no gathered (n, P, U) copy, the
+        # weight gradient written in place). It needs every sub-group's paths to read consecutive
+        # weight columns, so sub-groups are split where they do not; used when that adds few blocks.
+        natural, split = self._build_groups(False), self._build_groups(True)
+        self.direct_w = not self.has_unweighted and sum(len(g.subs) for g in split) <= max(
+            1.5 * sum(len(g.subs) for g in natural), sum(len(g.subs) for g in natural) + 2)
+        self.groups: list[_Group] = split if self.direct_w else natural
+        for g in self.groups:
+            for s in g.subs:
+                s.wq0 = self._wperm[s.q0] if self.direct_w else s.q0
         t_off = 0
-        for q, p in enumerate(paths):
-            if not self.groups or self.groups[-1].c_off != p.c_off:
-                self.groups.append(_Group(p.c_off, p.c_dim, 0, 0, []))
-            g = self.groups[-1]
-            if not g.subs or g.subs[-1].a_off != p.a_off:
-                g.subs.append(_SubGroup(p.a_off, p.a_dim, q, 0, g.rows))
-            g.subs[-1].nq += 1
-            g.rows += p.a_dim
         for g in self.groups:
             g.t_off = t_off
             t_off += g.rows * g.c_dim
@@ -147,9 +149,23 @@ class ChannelwisePlan:
             for s in g.subs:
                 for q in range(s.q0, s.q0 + s.nq):
                     a_rows += range(s.a_off, s.a_off + s.a_dim)
-                    q_rows += [q] * s.a_dim
+                    q_rows += [self._wperm[q] if self.direct_w else q] * s.a_dim
             self._group_rows.append((np.array(a_rows, dtype=np.int64), np.array(q_rows, dtype=np.int64)))
         self._cache: dict = {}
+
+    def _build_groups(self, split_w: bool) -> list:
+        """Output groups and their sub-groups (paths sharing an input block; with ``split_w``, also
+        reading consecutive weight columns)."""
+        groups: list[_Group] = []
+        for q, p in enumerate(self.paths):
+            if not groups or groups[-1].c_off != p.c_off:
+                groups.append(_Group(p.c_off, p.c_dim, 0, 0, []))
+            g = groups[-1]
+            if not g.subs or g.subs[-1].a_off != p.a_off or (split_w and self._wperm[q] != self._wperm[q - 1] + 1):
+                g.subs.append(_SubGroup(p.a_off, p.a_dim, q, 0, g.rows))
+            g.subs[-1].nq += 1
+            g.rows += p.a_dim
+        return groups
 
     def tensors(self, dtype, device):
         """Coefficient matrices and index tensors for a dtype/device (cached)."""
@@ -213,6 +229,8 @@ def _weights(plan, tens, w, tangent=False):
     Unweighted paths read an appended row of ones, or of zeros when ``w`` is a tangent (a
     derivative with respect to the weights, where the constant paths drop out).
     """
+    if plan.direct_w:
+        return w
     if plan.has_unweighted:
         fill = w.new_zeros if tangent else w.new_ones
         w = torch.cat([w, fill(w.shape[0], 1, w.shape[2])], 1)
@@ -224,7 +242,7 @@ def _build_z(g, x, wq, out):
     n, u = out.shape[0], x.shape[2]
     for s in g.subs:
         zv = out[:, s.r0 : s.r0 + s.nq * s.a_dim].view(n, s.nq, s.a_dim, u)
-        torch.mul(wq[:, s.q0 : s.q0 + s.nq, None, :], x[:, None, s.a_off : s.a_off + s.a_dim, :], out=zv)
+        torch.mul(wq[:, s.wq0 : s.wq0 + s.nq, None, :], x[:, None, s.a_off : s.a_off + s.a_dim, :], out=zv)
     return out
 
 
@@ -279,7 +297,10 @@ def _vjp_chunk(plan, tens, x, y, w, gout, need_x, need_y, need_w, tangent, kept=
     t, wq, zs = kept if kept is not None else (_compute_t(plan, tens, y), _weights(plan, tens, w, tangent), None)
     if need_x:
         gx = torch.zeros_like(x) if gx is None else gx.zero_()
-    gwq = x.new_empty(n, plan.num_paths, u) if need_w else None
+    gwq = None
+    if need_w:  # per-path weight gradients; with direct_w, the weight gradient itself
+        gwq = (gw if gw is not None else x.new_empty(n, plan.num_weights, u)) if plan.direct_w \
+            else x.new_empty(n, plan.num_paths, u)
     gts = []
     buf = x.new_empty(n * plan.max_rows * u) if need_y and zs is None else None
     if need_w and any(_grouped(g) for g in plan.groups):  # the per-block loop writes every row itself
@@ -302,17 +323,19 @@ def _vjp_chunk(plan, tens, x, y, w, gout, need_x, need_y, need_w, tangent, kept=
                 if need_x:
                     gxa = gx[:, s.a_off : s.a_off + s.a_dim]
                     if s.nq == 1:
-                        gxa.addcmul_(gzv[:, 0], wq[:, s.q0, None, :])
+                        gxa.addcmul_(gzv[:, 0], wq[:, s.wq0, None, :])
                     else:
-                        gxa += (gzv * wq[:, s.q0 : s.q0 + s.nq, None, :]).sum(1)
+                        gxa += (gzv * wq[:, s.wq0 : s.wq0 + s.nq, None, :]).sum(1)
                 if need_w:
-                    torch.sum(gzv * x[:, None, s.a_off : s.a_off + s.a_dim, :], 2, out=gwq[:, s.q0 : s.q0 + s.nq])
+                    torch.sum(gzv * x[:, None, s.a_off : s.a_off + s.a_dim, :], 2, out=gwq[:, s.wq0 : s.wq0 + s.nq])
         if need_y:
             z = zs[k] if zs is not None else _build_z(g, x, wq, buf[: n * g.rows * u].view(n, g.rows, u))
             gts.append(_bmm(z, gc.transpose(1, 2)).reshape(n, -1))
     gy = _t_to_y(plan, tens, torch.cat(gts, 1)) if need_y else None
     if need_w:
-        if tens["winv"] is not None:  # a permutation of path rows
+        if plan.direct_w:
+            gw = gwq
+        elif tens["winv"] is not None:  # a permutation of path rows
             gw = torch.index_select(gwq, 1, tens["winv"], out=gw) if gw is not None else gwq.index_select(1, tens["winv"])
         else:
             acc = x.new_zeros(n, plan.num_weights + int(plan.has_unweighted), u)
@@ -464,7 +487,7 @@ def _reference(plan, x, y, w, idx_x=None, idx_out=None, n_out=None):
             outs.append(x.new_zeros(n, g.c_off - cur, u))
         z = torch.cat(
             [
-                (wq[:, s.q0 : s.q0 + s.nq, None, :] * x[:, None, s.a_off : s.a_off + s.a_dim, :]).reshape(n, -1, u)
+                (wq[:, s.wq0 : s.wq0 + s.nq, None, :] * x[:, None, s.a_off : s.a_off + s.a_dim, :]).reshape(n, -1, u)
                 for s in g.subs
             ],
             1,
