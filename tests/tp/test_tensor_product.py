@@ -182,6 +182,35 @@ def test_engine_gradcheck_chunked(monkeypatch):
         assert torch.autograd.gradgradcheck(tp, (x, y, w), fast_mode=True)
 
 
+def test_engine_direct_weights_gradcheck(monkeypatch):
+    """The engine indexing the caller's weights directly (``direct_w``), with the grouped VJP (L = 3):
+    first and second derivatives, several chunks, shared and per-sample weights, and the same
+    values as the gathered-weights route."""
+    import equiv.tp._channelwise as cw
+
+    monkeypatch.setattr(cw, "_CHUNK_BYTES", 1)  # one sample per chunk
+    irreps, sh = "2x0e + 2x1o + 2x2e + 2x3o", "0e + 1o + 2e + 3o"
+    for shared in (False, True):
+        tp = ChannelwiseTensorProduct(irreps, sh, irreps, shared_weights=shared, internal_weights=False)
+        plan = tp._groups[0].plan
+        assert plan.direct_w and any(cw._grouped(g) for g in plan.groups)
+        x = torch.randn(3, tp.irreps_in1.dim, dtype=torch.float64, requires_grad=True)
+        y = torch.randn(3, tp.irreps_in2.dim, dtype=torch.float64, requires_grad=True)
+        w = torch.randn(tp.weight_numel if shared else (3, tp.weight_numel), dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(tp, (x, y, w), fast_mode=True)
+        assert torch.autograd.gradgradcheck(tp, (x, y, w), fast_mode=True)
+        g = torch.randn(3, tp.irreps_out.dim, dtype=torch.float64)
+        direct = [tp(x, y, w)] + list(torch.autograd.grad(tp(x, y, w), (x, y, w), g))
+        gathered = cw.ChannelwisePlan(plan.paths, plan.dim_x, plan.dim_y, plan.dim_g, plan.num_weights,
+                                      allow_direct_w=False)
+        assert not gathered.direct_w
+        monkeypatch.setattr(tp._groups[0], "plan", gathered)
+        ref = [tp(x, y, w)] + list(torch.autograd.grad(tp(x, y, w), (x, y, w), g))
+        monkeypatch.setattr(tp._groups[0], "plan", plan)
+        for a, b in zip(direct, ref):
+            assert (a - b).abs().max() < 1e-12
+
+
 def test_uvv_gradcheck():
     tp = TensorProduct("2x0e + 1x1o", "3x1o", "3x1o + 3x1e", [(0, 0, 0, "uvv", True), (1, 0, 1, "uvv", True)],
                        shared_weights=False)

@@ -94,9 +94,12 @@ class ChannelwisePlan:
         ``(n, U, dim_g)``.
     num_weights : int
         Size of the last axis of the weights ``w`` ``(n or 1, U, num_weights)``.
+    allow_direct_w : bool
+        Let the kernels index ``w`` directly when the path layout allows (``direct_w``); False
+        always gathers the per-path weights (for tests).
     """
 
-    def __init__(self, paths, dim_x: int, dim_y: int, dim_g: int, num_weights: int):
+    def __init__(self, paths, dim_x: int, dim_y: int, dim_g: int, num_weights: int, allow_direct_w: bool = True):
         self.dim_x, self.dim_y, self.dim_g, self.num_weights = dim_x, dim_y, dim_g, num_weights
         paths = sorted(paths, key=lambda p: (p.c_off, p.a_off, p.w_idx, p.b_off))
         self.paths = paths
@@ -110,7 +113,7 @@ class ChannelwisePlan:
         # weight gradient written in place). It needs every sub-group's paths to read consecutive
         # weight columns, so sub-groups are split where they do not; used when that adds few blocks.
         natural, split = self._build_groups(False), self._build_groups(True)
-        self.direct_w = not self.has_unweighted and sum(len(g.subs) for g in split) <= max(
+        self.direct_w = allow_direct_w and not self.has_unweighted and sum(len(g.subs) for g in split) <= max(
             1.5 * sum(len(g.subs) for g in natural), sum(len(g.subs) for g in natural) + 2)
         self.groups: list[_Group] = split if self.direct_w else natural
         for g in self.groups:
