@@ -227,7 +227,8 @@ def _t_to_y(plan, tens, gt):
 
 
 def _weights(plan, tens, w, tangent=False):
-    """(n|1, P, U) -> (n|1, Q, U) weights per sorted path.
+    """(n|1, P, U) -> (n|1, Q, U) weights per sorted path, or ``w`` itself when ``plan.direct_w``
+    (the kernels then read sub-group rows ``wq0 : wq0 + nq``, which are weight columns).
 
     Unweighted paths read an appended row of ones, or of zeros when ``w`` is a tangent (a
     derivative with respect to the weights, where the constant paths drop out).
