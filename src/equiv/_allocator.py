@@ -16,7 +16,7 @@ so equiv never calls it on import: applications opt in (``equiv train`` does, se
 stays in the process (its resident size does not shrink after a peak).
 
 >>> import equiv
->>> equiv.tune_cpu_allocator() in (True, False)  # False where the C library is not glibc
+>>> equiv.cpu_allocator_tuned() in (True, False)  # equiv.tune_cpu_allocator() applies it (process-wide)
 True
 """
 

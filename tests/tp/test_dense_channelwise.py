@@ -68,10 +68,15 @@ def test_small_dense_rule_needs_the_tuned_allocator(monkeypatch):
     assert dense2.use(16, 1024, 4) and not dense2.use(16, 10000, 4) and not dense2.use(64, 1024, 4)
 
 
+@pytest.mark.parametrize("L", [1, 2])  # L = 2: the small-batch rule of the tuned allocator
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
-def test_dense_path_matches_engine_through_the_module(dtype, tol):
+def test_dense_path_matches_engine_through_the_module(dtype, tol, L, monkeypatch):
+    import equiv.tp._dense_channelwise as dcw
+
+    monkeypatch.setattr(dcw, "cpu_allocator_tuned", lambda: True)
     torch.manual_seed(1)
-    tp = _channelwise(1).to(dtype)
+    tp = _channelwise(L).to(dtype)
+    assert tp._groups[0].dense.use(tp._groups[0].mul, 5, 4)
     x = torch.randn(5, tp.irreps_in1.dim, dtype=dtype)
     y = torch.randn(5, tp.irreps_in2.dim, dtype=dtype)
     w = torch.randn(5, tp.weight_numel, dtype=dtype)
