@@ -47,10 +47,15 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs-dir", default=str(ROOT / "runs" / "bench"), help="checkpoints (resumable)")
     p.add_argument("--fresh", action="store_true", help="ignore existing checkpoints")
+    p.add_argument("--table", action="store_true", help="only rewrite the Markdown from the JSON (with --long: the long runs')")
     p.add_argument("--long", action="store_true",
                    help="long run: continue in runs/long/ (seeded from the equal-budget checkpoint in --runs-dir) and "
                         "write rmd17_long.{json,md}, leaving the equal-budget comparison untouched")
     args = p.parse_args(argv)
+    if args.table:
+        suffix = "_long" if args.long else ""
+        _write_md(json.loads((HERE / "results" / f"rmd17{suffix}.json").read_text())["runs"], suffix)
+        return 0
     budget = 1.0 if args.quick and args.budget_minutes == 30.0 else args.budget_minutes
     max_test = 100 if args.quick and args.max_test is None else args.max_test
 
@@ -84,9 +89,16 @@ def main(argv=None) -> int:
            "max_test": max_test, "reports": reports}
     path = HERE / "results" / f"rmd17{suffix}.json"
     runs = json.loads(path.read_text()).get("runs", {}) if path.exists() else {}
+    out["segments"] = _segments(runs.get(args.molecule), out) if args.long else []
     runs[args.molecule] = out
     path.write_text(json.dumps({"benchmark": "rmd17", "runs": runs}, indent=2, default=str))
-    md = (["# rMD17: long runs (resumed across sessions)", ""] if args.long
+    _write_md(runs, suffix)
+    return 0
+
+
+def _write_md(runs: dict, suffix: str) -> None:
+    """Write results/rmd17{suffix}.md from the JSON runs."""
+    md = (["# rMD17: long runs (resumed across sessions)", ""] if suffix
           else ["# rMD17: equiv vs mace-torch at equal training budget", ""])
     for mol, o in runs.items():
         reps = o["reports"]
@@ -99,11 +111,28 @@ def main(argv=None) -> int:
                + ", ".join(f"{k} {r.get('load_avg_start', float('nan')):.1f}/{r.get('load_avg_end', float('nan')):.1f}"
                            for k, r in reps.items()) + ". On a shared CPU each run gets a different share of the "
                "machine; the step counts show how far each got.", ""]
+        if len(o.get("segments", [])) > 1:
+            md[-1:-1] = ["Hardware by stretch of training time: " + "; ".join(
+                f"{a:g}–{g['until_minutes']:g} min on {g['device']} ({g['machine']})"
+                for a, g in zip([0] + [g["until_minutes"] for g in o["segments"]], o["segments"])) + "."]
     md += ["Published (full training on 950 frames; energy MAE in meV, force MAE in meV/Å): MACE ethanol 0.4 / 2.1, "
            "aspirin 2.2 / 6.6; NequIP ethanol 0.4 / 2.8, aspirin 2.3 / 8.2; PONITA ethanol 0.4 / 2.5, aspirin 1.7 / 5.8."]
     (HERE / "results" / f"rmd17{suffix}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
-    return 0
+
+
+def _segments(previous: dict | None, out: dict) -> list:
+    """Where each stretch of a long run trained: the previous entry's stretches, then this call's
+    (consecutive calls on the same device and machine are merged)."""
+    segs = list((previous or {}).get("segments") or [])
+    if previous and not segs:
+        segs = [dict(device=previous["device"], machine=previous["machine"], until_minutes=previous["budget_minutes_per_model"])]
+    here = dict(device=out["device"], machine=out["machine"].split(", load average")[0], until_minutes=out["budget_minutes_per_model"])
+    if segs and (segs[-1]["device"], segs[-1]["machine"].split(", load average")[0]) == (here["device"], here["machine"]):
+        segs[-1] = here
+    else:
+        segs.append(here)
+    return segs
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ Writes ``benchmarks/results/tp_gpu.{json,md}`` with the device named. Without CU
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -92,8 +93,12 @@ def main() -> int:
         x = torch.randn(B, irr.dim, device=dev, requires_grad=True)
         y = torch.randn(B, sh.dim, device=dev)
         w = torch.randn(B, ours.weight_numel, device=dev, requires_grad=True)
-        diff = (ours(x[:64], y[:64], w[:64]) - ref(x[:64], y[:64], w[:64])).abs().max().item()
-        row = dict(L=L, C=C, batch=B, max_abs_diff_vs_e3nn=diff)
+        with torch.no_grad():
+            got = ours(x[:64], y[:64], w[:64])
+            diff = (got - ref(x[:64], y[:64], w[:64])).abs().max().item()
+            cpu = copy.deepcopy(ours).to("cpu", torch.float64)
+            diff_cpu = (got.double().cpu() - cpu(x[:64].double().cpu(), y[:64].double().cpu(), w[:64].double().cpu())).abs().max().item()
+        row = dict(L=L, C=C, batch=B, max_abs_diff_vs_e3nn=diff, max_abs_diff_vs_cpu_float64=diff_cpu)
         with torch.no_grad():
             row["equiv_fwd_ms"] = cuda_time(lambda: ours(x, y, w))
             row["e3nn_fwd_ms"] = cuda_time(lambda: ref(x, y, w))
@@ -107,7 +112,7 @@ def main() -> int:
         print(f"L={L}: equiv fwd {row['equiv_fwd_ms']:.2f} ms, e3nn {row['e3nn_fwd_ms']:.2f} ms "
               f"({row['speedup_fwd']:.2f}x); fwd+bwd {row['equiv_fwdbwd_ms']:.2f} vs {row['e3nn_fwdbwd_ms']:.2f} ms "
               f"({row['speedup_fwdbwd']:.2f}x); gaunt grid fwd {row['gaunt_grid_fwd_ms']:.2f} ms; "
-              f"max |diff| {diff:.1e}", flush=True)
+              f"max |diff| vs e3nn {diff:.1e}, vs equiv CPU float64 {diff_cpu:.1e}", flush=True)
         rows.append(row)
         del ours, ref, gaunt, x, y, w
         torch.cuda.empty_cache()
@@ -143,12 +148,13 @@ def main() -> int:
     md = [f"# Tensor products on GPU: equiv vs e3nn {e3nn_version}", "",
           f"Device: {info['device']}, torch {info['torch']}, float32, CUDA-event medians after warm-up. "
           f"Command: `python benchmarks/tp_gpu.py{' --quick' if args.quick else ''}`.", "",
-          "| L | C | batch | equiv fwd (ms) | e3nn fwd (ms) | speed-up | equiv fwd+bwd (ms) | e3nn fwd+bwd (ms) | speed-up | Gaunt grid fwd (ms) | max abs diff |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| L | C | batch | equiv fwd (ms) | e3nn fwd (ms) | speed-up | equiv fwd+bwd (ms) | e3nn fwd+bwd (ms) | speed-up | Gaunt grid fwd (ms) | max abs diff vs e3nn | vs equiv CPU float64 |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['L']} | {r['C']} | {r['batch']} | {r['equiv_fwd_ms']:.2f} | {r['e3nn_fwd_ms']:.2f} | "
                   f"{r['speedup_fwd']:.2f}x | {r['equiv_fwdbwd_ms']:.2f} | {r['e3nn_fwdbwd_ms']:.2f} | "
-                  f"{r['speedup_fwdbwd']:.2f}x | {r['gaunt_grid_fwd_ms']:.2f} | {r['max_abs_diff_vs_e3nn']:.1e} |")
+                  f"{r['speedup_fwdbwd']:.2f}x | {r['gaunt_grid_fwd_ms']:.2f} | {r['max_abs_diff_vs_e3nn']:.1e} | "
+                  f"{r['max_abs_diff_vs_cpu_float64']:.1e} |")
     md += ["", f"Fused message passing, {mp['edges']} edges, {mp['nodes']} nodes, {mp['irreps']} ⊗ 0e+1o+2e, "
            f"forward+backward: fused {mp['fused_fwdbwd_ms']:.1f} ms, peak {mp['fused_peak_mb']:.0f} MB; "
            f"unfused {mp['unfused_fwdbwd_ms']:.1f} ms, peak {mp['unfused_peak_mb']:.0f} MB "

@@ -102,7 +102,7 @@ class _RadialMLP(nn.Module):
 
 
 class _Interaction(nn.Module):
-    """Fused message passing of ``equiv.tp`` with MACE's ("cg") or the Gaunt ("gaunt") coupling.
+    r"""Fused message passing of ``equiv.tp`` with MACE's ("cg") or the Gaunt ("gaunt") coupling.
 
     ``cg``: :class:`equiv.tp.MessagePassingTensorProduct` with MACE's recipe (one output block per
     path :math:`(l_1, l_2) \to l_3` into the target irreps, e3nn normalisation), one radial weight per

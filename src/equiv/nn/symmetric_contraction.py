@@ -226,7 +226,7 @@ def symmetric_coupling_basis(irreps_in, ir_out, nu: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _normalised_polynomials(irreps_key: str, ir_out_key: str, nu: int):
-    """Polynomial coefficients of the basis, each scaled to component normalisation.
+    r"""Polynomial coefficients of the basis, each scaled to component normalisation.
 
     Returns ``(tuples, b, scale)``: sorted multi-indices, ``b`` (n, dim_L, K) such that basis
     polynomial k is :math:`\sum_m b_{m M k} A^m`, and ``scale`` (K,) with
@@ -253,7 +253,7 @@ def _normalised_polynomials(irreps_key: str, ir_out_key: str, nu: int):
 
 
 def _ordered_paths(irreps_key: str, ir_out: Irrep, nu: int):
-    """Unsymmetrised iterated couplings over *ordered* tuples of input irreps (mace-torch's paths).
+    r"""Unsymmetrised iterated couplings over *ordered* tuples of input irreps (mace-torch's paths).
 
     Returns a list of (blocks, tensor (dim_L, d_b1, ..., d_bnu)); each coupling step is
     :math:`\sqrt{2l_{\text{out}}+1}\,C` ("component" normalisation), and the list is ordered as
@@ -276,7 +276,7 @@ def _ordered_paths(irreps_key: str, ir_out: Irrep, nu: int):
 
 @functools.lru_cache(maxsize=None)
 def _path_map(irreps_key: str, ir_out_key: str, nu: int) -> np.ndarray:
-    """Matrix ``a`` (K, K_paths): path weights W' -> basis weights W = a W' (same polynomial).
+    r"""Matrix ``a`` (K, K_paths): path weights W' -> basis weights W = a W' (same polynomial).
 
     :math:`\sum_{k'} W'_{k'}\,\mathrm{sym}(T_{k'}) = \sum_k W_k\, s_k U_k` gives
     :math:`a_{kk'} = \langle U_k, \mathrm{sym}\,T_{k'} \rangle / s_k` (``U`` orthonormal).
@@ -325,7 +325,7 @@ def _double_factorial_odd(n: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _monomial_plan(irreps_key: str, out_key: str, correlation: int):
-    """Polynomial coefficients of every (nu, L) basis, component-normalised, in Horner form.
+    r"""Polynomial coefficients of every (nu, L) basis, component-normalised, in Horner form.
 
     Every monomial :math:`A_{i_1} \cdots A_{i_\nu}` (sorted indices) is split as the lower monomial
     :math:`A_{i_1} \cdots A_{i_{\nu-1}}` (a "row", order < correlation; order 0 is the constant 1)

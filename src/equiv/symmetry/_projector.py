@@ -276,7 +276,7 @@ class EquivariantProjector:
         return out if self.inv_out is None else out.index_select(-1, self.inv_out.to(b.device))
 
     def residual(self, W: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-        """:math:`\tfrac12\|W - PW\|^2 + \tfrac12\|b - P_b b\|^2`, computed on the orthogonal complement.
+        r""":math:`\tfrac12\|W - PW\|^2 + \tfrac12\|b - P_b b\|^2`, computed on the orthogonal complement.
 
         Uses :math:`\|(I - P) w\| = \|Q_\perp^\top w\|` (no cancellation, one product per block pair),
         so it stays accurate in float32 when the layer is nearly equivariant. Differentiable.

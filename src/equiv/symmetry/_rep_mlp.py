@@ -90,7 +90,7 @@ class GatedNonlinearity(nn.Module):
 
 
 class GatedProducts(nn.Module):
-    """Gated nonlinearity plus equivariant bilinear products, for Cartesian scalars, vectors and rank-2 tensors.
+    r"""Gated nonlinearity plus equivariant bilinear products, for Cartesian scalars, vectors and rank-2 tensors.
 
     A gated nonlinearity alone never multiplies two vectors, so a network built from it cannot form
     :math:`r r^\top` or :math:`|r|^2` from vector inputs. This layer adds one O(3)-equivariant

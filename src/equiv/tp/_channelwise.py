@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ._budget import chunk_bytes, keep_bytes
+
 __all__ = ["ChannelwisePath", "ChannelwisePlan", "channelwise_product"]
 
 #: Target size (bytes) of the per-chunk intermediates (T and Z); keeps them in the last-level cache.
@@ -187,11 +189,13 @@ class ChannelwisePlan:
             self._cache[key] = out
         return out
 
-    def chunk_size(self, channels: int, itemsize: int, n: int | None = None) -> int:
-        """Rows per chunk: intermediates of about ``_CHUNK_BYTES``; with ``n``, balanced so the last
-        chunk is not a small remainder (e.g. 1024 rows go as 512 + 512, not 484 + 484 + 56)."""
+    def chunk_size(self, channels: int, itemsize: int, n: int | None = None, device=None) -> int:
+        """Rows per chunk: intermediates of about ``_CHUNK_BYTES`` on a CPU (far more on an
+        accelerator, see `equiv.tp._budget`); with ``n``, balanced so the last chunk is not a small
+        remainder (e.g. 1024 rows go as 512 + 512, not 484 + 484 + 56)."""
         per_row = (2 * self.t_size + 2 * channels * (self.max_rows + self.dim_x + self.dim_g)) * itemsize
-        step = max(1, _CHUNK_BYTES // max(per_row, 1))
+        budget = _CHUNK_BYTES if device is None else chunk_bytes(_CHUNK_BYTES, torch.device(device))
+        step = max(1, budget // max(per_row, 1))
         if n is not None and n > step:
             chunks = max(1, round(n / step))  # chunks up to 1.5x the target size, rather than a small tail
             step = -(-n // chunks)
@@ -363,7 +367,7 @@ def _w_rows(w, sl):
 def _forward(plan, x, y, w, idx_x, idx_out, n_out, tangent=False, keep=None):
     tens = plan.tensors(y.dtype, y.device)
     n, u = y.shape[0], x.shape[2]
-    step = plan.chunk_size(u, y.element_size(), n)
+    step = plan.chunk_size(u, y.element_size(), n, y.device)
     if idx_out is None and step >= n:
         return _forward_chunk(plan, tens, x if idx_x is None else x.index_select(0, idx_x), y, w, tangent, keep)
     if idx_out is None:  # every row is written: no zero fill, chunks written in place
@@ -388,7 +392,7 @@ def _vjp(plan, x, y, w, gout, idx_x, idx_out, need_x, need_y, need_w, tangent=Fa
     gy = torch.empty_like(y) if need_y else None
     per_sample_w = need_w and w.shape[0] != 1  # each chunk writes its rows of gw in place
     gw = (torch.empty_like(w) if per_sample_w else torch.zeros_like(w)) if need_w else None
-    step = plan.chunk_size(u, y.element_size(), n)
+    step = plan.chunk_size(u, y.element_size(), n, y.device)
     for k, s in enumerate(range(0, n, step)):
         sl = slice(s, min(n, s + step))
         cx, cy, cw = _vjp_chunk(
@@ -417,7 +421,7 @@ class _ChannelwiseProduct(torch.autograd.Function):
         size = n * (plan.t_size + plan.num_paths * u + sum(g.rows for g in plan.groups) * u) * y.element_size()
         # keep T and Z for the first backward when cheap (the fused gather/scatter path never keeps)
         ctx.kept = [] if (idx_x is None and idx_out is None and any(ctx.needs_input_grad[1:4])
-                          and size <= _KEEP_BYTES) else None
+                          and size <= keep_bytes(_KEEP_BYTES, y.device)) else None
         return _forward(plan, x, y, w, idx_x, idx_out, n_out, tangent, ctx.kept)
 
     @staticmethod

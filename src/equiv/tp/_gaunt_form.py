@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import torch
 
+from ._budget import chunk_bytes, keep_bytes
+
 __all__ = ["gaunt_form", "LegPlan"]
 
 #: Size (bytes) of one array of function values of one chunk (about three are live).
@@ -28,8 +30,8 @@ _CHUNK_BYTES = 2 * 2**20
 _KEEP_BYTES = 64 * 2**20
 
 
-def _chunks(plan, n, c, itemsize):
-    step = max(1, _CHUNK_BYTES // (plan.points * c * itemsize))
+def _chunks(plan, n, c, itemsize, device):
+    step = max(1, chunk_bytes(_CHUNK_BYTES, device) // (plan.points * c * itemsize))
     return [(s, min(n, s + step)) for s in range(0, n, step)]
 
 
@@ -81,7 +83,7 @@ def _form_eval(plan, target, a, b, out_c, keep=None):
     t = plan.tensors(a.dtype, a.device)
     la, lb = _other_legs(target)
     n = a.shape[0]
-    chunks = _chunks(plan, n, max(_ch(plan, la, a), _ch(plan, lb, b)), a.element_size())
+    chunks = _chunks(plan, n, max(_ch(plan, la, a), _ch(plan, lb, b)), a.element_size(), a.device)
     out = _new_coeffs(plan, a, n, out_c, target) if len(chunks) > 1 else None
     for s, e in chunks:
         fa, fb = plan.synthesis(t, la, a[s:e]), plan.synthesis(t, lb, b[s:e])
@@ -101,7 +103,7 @@ def _pair_eval(plan, target, a, b, g, need_a, need_b, kept=None):
     n = a.shape[0]
     ga = a.new_empty(a.shape) if need_a else None
     gb = b.new_empty(b.shape) if need_b else None
-    for k, (s, e) in enumerate(_chunks(plan, n, max(_ch(plan, la, a), _ch(plan, lb, b)), a.element_size())):
+    for k, (s, e) in enumerate(_chunks(plan, n, max(_ch(plan, la, a), _ch(plan, lb, b)), a.element_size(), a.device)):
         fg = plan.synthesis(t, target, g[s:e])
         if need_a:
             fb = kept[k][1] if kept is not None else plan.synthesis(t, lb, b[s:e])
@@ -121,7 +123,7 @@ class _GauntForm(torch.autograd.Function):
         ctx.save_for_backward(a, b)
         la, lb = _other_legs(target)
         size = a.shape[0] * (_ch(plan, la, a) + _ch(plan, lb, b)) * plan.points * a.element_size()
-        ctx.kept = [] if any(ctx.needs_input_grad[2:4]) and size <= _KEEP_BYTES else None
+        ctx.kept = [] if any(ctx.needs_input_grad[2:4]) and size <= keep_bytes(_KEEP_BYTES, a.device) else None
         return _form_eval(plan, target, a, b, out_c, ctx.kept)
 
     @staticmethod
