@@ -79,13 +79,16 @@ def main() -> int:
     from equiv.tp import ChannelwiseTensorProduct, GauntTensorProduct, message_passing
 
     dev = torch.device("cuda")
+    # e3nn 0.5 changed the sign of some Clebsch-Gordan tensors (equiv.so3.convention_sign)
+    convention = "e3nn-0.4" if e3nn_version.startswith(("0.3", "0.4")) else "e3nn-0.5"
     C, B = args.channels, args.batch
     Ls = [1, 2, 4] if args.quick else [1, 2, 3, 4, 5, 6]
     rows = []
     for L in Ls:
         irr = Irreps(" + ".join(f"{C}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(L + 1)))
         sh = Irreps(" + ".join(f"1x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(L + 1)))
-        ours = ChannelwiseTensorProduct(str(irr), str(sh), shared_weights=False, internal_weights=False).to(dev)
+        ours = ChannelwiseTensorProduct(str(irr), str(sh), shared_weights=False, internal_weights=False,
+                                        cg_convention=convention).to(dev)
         irr_out = ours.irreps_out
         ins = [tuple(i[:5]) for i in ours.instructions]
         ref = o3.TensorProduct(str(irr), str(sh), str(irr_out), ins, shared_weights=False,
@@ -142,12 +145,13 @@ def main() -> int:
           f"({mp['memory_ratio']:.2f}x less memory)", flush=True)
 
     info = dict(device=torch.cuda.get_device_name(), torch=torch.__version__, e3nn=e3nn_version,
-                dtype="float32", quick=args.quick)
+                dtype="float32", quick=args.quick, cg_convention=convention)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "tp_gpu.json").write_text(json.dumps(dict(info=info, channelwise=rows, message_passing=mp), indent=2))
     md = [f"# Tensor products on GPU: equiv vs e3nn {e3nn_version}", "",
           f"Device: {info['device']}, torch {info['torch']}, float32, CUDA-event medians after warm-up. "
-          f"Command: `python benchmarks/tp_gpu.py{' --quick' if args.quick else ''}`.", "",
+          f"Command: `python benchmarks/tp_gpu.py{' --quick' if args.quick else ''}`. equiv built with "
+          f"`cg_convention=\"{convention}\"` to match this e3nn's Clebsch-Gordan signs.", "",
           "| L | C | batch | equiv fwd (ms) | e3nn fwd (ms) | speed-up | equiv fwd+bwd (ms) | e3nn fwd+bwd (ms) | speed-up | Gaunt grid fwd (ms) | max abs diff vs e3nn | vs equiv CPU float64 |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -59,3 +59,40 @@ def test_triangle_rule_and_types():
         clebsch_gordan(1, 1, 3)
     with pytest.raises(ValueError, match="l2 must be"):
         clebsch_gordan(1, -1, 1)
+
+
+# Triples (l_i <= 6) whose e3nn >= 0.5 ``wigner_3j`` is minus e3nn 0.4.4's: read off e3nn 0.6.0
+# (``o3.wigner_3j`` in float64, every triple with l_i <= 6, 175 in all) on 2026-11-23. In every other
+# triple the two versions agree to 2e-16.
+E3NN_05_FLIPPED = {
+    (1, 2, 2), (1, 3, 3), (1, 4, 4), (1, 5, 5), (1, 6, 6), (2, 1, 2), (2, 2, 1), (3, 1, 3), (3, 3, 1),
+    (3, 4, 6), (3, 6, 4), (4, 1, 4), (4, 3, 6), (4, 4, 1), (4, 4, 5), (4, 5, 4), (4, 5, 6), (4, 6, 3),
+    (4, 6, 5), (5, 1, 5), (5, 4, 4), (5, 4, 6), (5, 5, 1), (5, 5, 5), (5, 6, 4), (5, 6, 6), (6, 1, 6),
+    (6, 3, 4), (6, 4, 3), (6, 4, 5), (6, 5, 4), (6, 5, 6), (6, 6, 1), (6, 6, 5),
+}
+
+
+def test_e3nn_05_convention_signs_match_e3nn_060():
+    from equiv.so3 import convention_sign
+
+    triples = [(a, b, c) for a in range(7) for b in range(7) for c in range(abs(a - b), min(6, a + b) + 1)]
+    assert len(triples) == 175
+    flipped = {t for t in triples if convention_sign(*t, "e3nn-0.5") < 0}
+    assert flipped == E3NN_05_FLIPPED
+    for t in [(1, 2, 2), (2, 2, 2), (3, 4, 6)]:
+        C4 = clebsch_gordan(*t, dtype=torch.float64)
+        C5 = clebsch_gordan(*t, dtype=torch.float64, convention="e3nn-0.5")
+        assert torch.equal(C5, -C4 if t in E3NN_05_FLIPPED else C4)
+    assert convention_sign(2, 3, 4) == 1.0  # the default convention is the reference
+    with pytest.raises(ValueError, match="convention"):
+        clebsch_gordan(1, 1, 1, convention="e3nn-0.7")
+
+
+def test_e3nn_05_convention_is_the_real_part_of_the_phased_complex_tensor_at_high_l():
+    """The e3nn-0.5 tensor is Re[(-i)^(l1+l2+l3) (U x U x U) 3j] (no sign fixing): invariant, unit
+    norm, and +-the e3nn-0.4 tensor (checked inside `convention_sign`) beyond the recorded table."""
+    from equiv.so3 import convention_sign
+
+    signs = {t: convention_sign(*t, "e3nn-0.5") for t in [(7, 8, 9), (9, 9, 1), (10, 11, 12)]}
+    assert set(signs.values()) <= {1.0, -1.0}
+    assert signs[(9, 9, 1)] == -1.0  # the (l, l, 1) pattern of the table continues

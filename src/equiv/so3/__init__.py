@@ -15,7 +15,7 @@ See docs/so3.md for the conventions and the measured agreement with e3nn.
 40
 """
 
-from ._clebsch_gordan import clebsch_gordan, wigner_3j_complex
+from ._clebsch_gordan import CG_CONVENTIONS, clebsch_gordan, convention_sign, wigner_3j_complex
 from ._gaunt import gaunt
 from ._grid import SphereGrid, sphere_grid
 from ._irreps import Irrep, Irreps, MulIr
@@ -52,6 +52,8 @@ __all__ = [
     "quaternion_to_matrix",
     "random_rotation",
     "clebsch_gordan",
+    "convention_sign",
+    "CG_CONVENTIONS",
     "wigner_3j_complex",
     "gaunt",
     "SphereGrid",

@@ -19,6 +19,23 @@ Construction.
    :math:`(-1)^{l_1+l_2+l_3}` for odd permutations (the 3j symmetry). Checked against e3nn's
    table for every triple with :math:`l_i \le 11` (tests/so3/test_clebsch_gordan.py).
 
+Two e3nn conventions. The signs above are those of e3nn 0.4.x (``convention="e3nn-0.4"``, the
+default; mace-torch pins e3nn 0.4.4, so MACE checkpoints use them). e3nn 0.5.0 (2022) changed its
+construction to a change of basis of the complex coefficients with a fixed phase and no sign
+fixing; its tensor is
+
+.. math::
+
+    C^{(0.5)}_{abc} = \operatorname{Re}\Big[(-i)^{l_1+l_2+l_3}
+        \sum U^{l_1}_{a m_1} U^{l_2}_{b m_2} U^{l_3}_{c m_3} (3j)_{m_1 m_2 m_3}\Big],
+
+which equals the 0.4 tensor up to a sign per triple (``convention="e3nn-0.5"``, for e3nn 0.5 and
+later). For :math:`l_i \le 6`, 34 of the 175 triples differ, e.g. (1, 2, 2), (1, l, l) for every
+:math:`l \ge 2`, (3, 4, 6) and their permutations, while (1, 1, 1) and (2, 2, 2) agree. Checked
+against e3nn 0.6.0 for every triple with :math:`l_i \le 6` (the flipped triples are recorded in
+tests/so3/test_clebsch_gordan.py). A model trained with e3nn >= 0.5 has the other sign on those
+paths; build equiv's products with ``cg_convention="e3nn-0.5"`` to reproduce it.
+
 The tensors are cached (``functools.lru_cache``, float64 on CPU) and cast on request.
 """
 
@@ -32,7 +49,10 @@ import torch
 
 from ._wigner import change_basis_complex_to_real
 
-__all__ = ["clebsch_gordan", "wigner_3j_complex"]
+__all__ = ["clebsch_gordan", "wigner_3j_complex", "CG_CONVENTIONS", "convention_sign"]
+
+#: Sign conventions of `clebsch_gordan` (see the module docstring).
+CG_CONVENTIONS = ("e3nn-0.4", "e3nn-0.5")
 
 
 @functools.lru_cache(maxsize=None)
@@ -138,12 +158,37 @@ def _clebsch_gordan_float64(l1: int, l2: int, l3: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(C))
 
 
+@functools.lru_cache(maxsize=None)
+def _e3nn05_sign(l1: int, l2: int, l3: int) -> float:
+    w = wigner_3j_complex(l1, l2, l3)
+    U1, U2, U3 = (change_basis_complex_to_real(l) for l in (l1, l2, l3))
+    T = ((-1j) ** (l1 + l2 + l3) * np.einsum("am,bn,co,mno->abc", U1, U2, U3, w, optimize=True)).real
+    overlap = float(np.sum(T * _clebsch_gordan_float64(l1, l2, l3).numpy()))
+    assert abs(abs(overlap) - 1.0) < 1e-9, "e3nn-0.5 Clebsch-Gordan tensor is not +-the e3nn-0.4 one"
+    return 1.0 if overlap > 0 else -1.0
+
+
+def convention_sign(l1: int, l2: int, l3: int, convention: str = "e3nn-0.4") -> float:
+    r"""The sign :math:`s` with ``clebsch_gordan(l1, l2, l3, convention=convention)`` =
+    :math:`s \times` ``clebsch_gordan(l1, l2, l3)`` (see the module docstring).
+
+    >>> convention_sign(1, 2, 2, "e3nn-0.5"), convention_sign(2, 2, 2, "e3nn-0.5")
+    (-1.0, 1.0)
+    """
+    if convention not in CG_CONVENTIONS:
+        raise ValueError(f"convention must be one of {CG_CONVENTIONS}, got {convention!r}")
+    _check_triple("convention_sign", l1, l2, l3)
+    return 1.0 if convention == "e3nn-0.4" else _e3nn05_sign(int(l1), int(l2), int(l3))
+
+
 @torch.compiler.assume_constant_result  # torch.compile: evaluate eagerly, treat as a constant
 def _clebsch_gordan_constant(l1: int, l2: int, l3: int) -> torch.Tensor:
     return _clebsch_gordan_float64(l1, l2, l3)
 
 
-def clebsch_gordan(l1: int, l2: int, l3: int, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
+def clebsch_gordan(
+    l1: int, l2: int, l3: int, dtype: torch.dtype | None = None, device=None, convention: str = "e3nn-0.4"
+) -> torch.Tensor:
     r"""Clebsch–Gordan coefficients (e3nn's ``wigner_3j``) in the real basis, any degree.
 
     The unique (up to sign) invariant tensor of :math:`l_1 \otimes l_2 \otimes l_3`:
@@ -163,6 +208,9 @@ def clebsch_gordan(l1: int, l2: int, l3: int, dtype: torch.dtype | None = None, 
         Degrees satisfying the triangle rule :math:`|l_1 - l_2| \le l_3 \le l_1 + l_2`.
     dtype, device : optional
         Of the result (default dtype, CPU). Computed once in float64 (cached) and cast.
+    convention : {"e3nn-0.4", "e3nn-0.5"}
+        Sign convention: e3nn 0.4.x's (default, as mace-torch) or e3nn 0.5 and later's, which
+        differ by a sign on some triples (`convention_sign`).
 
     Returns
     -------
@@ -179,6 +227,8 @@ def clebsch_gordan(l1: int, l2: int, l3: int, dtype: torch.dtype | None = None, 
     (1.0, -1.0)
     """
     _check_triple("clebsch_gordan", l1, l2, l3)
+    sign = convention_sign(l1, l2, l3, convention)
     C = _clebsch_gordan_constant(l1, l2, l3)
     # copy: the cached tensor must not be modified in place by a caller
-    return C.to(dtype=dtype or torch.get_default_dtype(), device=device, copy=True)
+    C = C.to(dtype=dtype or torch.get_default_dtype(), device=device, copy=True)
+    return C if sign > 0 else C.neg_()

@@ -23,7 +23,7 @@ _ENGINE_MODES = ("uvu", "uvv")
 class _EngineGroup:
     """Instructions of one channelwise mode sharing the channel multiplicity, run by one plan."""
 
-    def __init__(self, mode, mul, items, irreps_in1, irreps_in2, irreps_out, weight_offsets):
+    def __init__(self, mode, mul, items, irreps_in1, irreps_in2, irreps_out, weight_offsets, convention="e3nn-0.4"):
         self.mode = mode
         self.mul = mul
         chan_irreps, other_irreps = (irreps_in1, irreps_in2) if mode == "uvu" else (irreps_in2, irreps_in1)
@@ -49,7 +49,7 @@ class _EngineGroup:
         for ins in items:
             ic, io_ = (ins.i_in1, ins.i_in2) if mode == "uvu" else (ins.i_in2, ins.i_in1)
             l1, l2, l3 = irreps_in1[ins.i_in1].ir.l, irreps_in2[ins.i_in2].ir.l, irreps_out[ins.i_out].ir.l
-            cg = so3.clebsch_gordan(l1, l2, l3, dtype=torch.float64).numpy() * ins.path_weight
+            cg = so3.clebsch_gordan(l1, l2, l3, dtype=torch.float64, convention=convention).numpy() * ins.path_weight
             if mode == "uvv":
                 cg = cg.transpose(1, 0, 2)
             m_other, d_other = other_irreps[io_].mul, other_irreps[io_].ir.dim
@@ -193,6 +193,10 @@ class TensorProduct(torch.nn.Module):
         Hold the weights as a parameter (default: ``shared_weights`` and there are weights).
     shared_weights : bool, optional
         One weight vector for the whole batch (default True); False: ``weight`` has a batch shape.
+    cg_convention : {"e3nn-0.4", "e3nn-0.5"}
+        Sign convention of the Clebsch–Gordan coefficients (`equiv.so3.clebsch_gordan`): e3nn 0.4.x's
+        (default; mace-torch's) or that of e3nn 0.5 and later, which flips the sign of some paths
+        (e.g. ``1o x 2e -> 2e``). Choose the one of the e3nn a set of weights was trained with.
 
     Shapes
     ------
@@ -230,8 +234,12 @@ class TensorProduct(torch.nn.Module):
         path_normalization: str | None = None,
         internal_weights: bool | None = None,
         shared_weights: bool | None = None,
+        cg_convention: str = "e3nn-0.4",
     ):
         super().__init__()
+        if cg_convention not in so3.CG_CONVENTIONS:
+            raise ValueError(f"TensorProduct: cg_convention must be one of {so3.CG_CONVENTIONS}, got {cg_convention!r}")
+        self.cg_convention = cg_convention
         self.irreps_in1 = _irreps(irreps_in1, "irreps_in1")
         self.irreps_in2 = _irreps(irreps_in2, "irreps_in2")
         self.irreps_out = _irreps(irreps_out, "irreps_out")
@@ -280,7 +288,7 @@ class TensorProduct(torch.nn.Module):
             else:
                 self._generic.append((ins, offsets.get(id(ins), -1)))
         self._groups = [
-            _EngineGroup(mode, mul, items, self.irreps_in1, self.irreps_in2, self.irreps_out, offsets)
+            _EngineGroup(mode, mul, items, self.irreps_in1, self.irreps_in2, self.irreps_out, offsets, cg_convention)
             for (mode, mul), items in groups.items()
         ]
         nonempty = [k for k, mul_ir in enumerate(self.irreps_out) if mul_ir.dim > 0]
@@ -293,7 +301,7 @@ class TensorProduct(torch.nn.Module):
         self._generic_cg64 = {
             self.instructions.index(ins): so3.clebsch_gordan(
                 self.irreps_in1[ins.i_in1].ir.l, self.irreps_in2[ins.i_in2].ir.l, self.irreps_out[ins.i_out].ir.l,
-                dtype=torch.float64,
+                dtype=torch.float64, convention=cg_convention,
             ) * ins.path_weight
             for ins, _ in self._generic
         }
