@@ -116,6 +116,8 @@ def run_equiv(cfg: dict, tp: str, out_dir: Path, keep_dir: Path) -> dict:
     report["wall_s"], report["load_avg_start"], report["load_avg_end"] = time.perf_counter() - t0, load0, _load()
     history = out_dir / "history.json"
     report["epochs_completed"] = len(json.loads(history.read_text())) if history.exists() else 0
+    if report.get("interrupted"):  # stopped by a signal: the checkpoint resumes it; keep nothing
+        return report
     keep_dir.mkdir(parents=True, exist_ok=True)
     for f in ("model.pt", "test_report.json", "test_report.md", "history.json"):
         if (out_dir / f).exists():

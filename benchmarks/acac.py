@@ -65,6 +65,10 @@ def main(argv=None) -> int:
         else:
             reports[name] = common.run_equiv(dict(cfg), name.split("-", 1)[1], run_dir, keep)
     test_names = sorted({t for r in reports.values() for t in r["tests"]})
+    stopped = [k for k, r in reports.items() if r.get("interrupted")]
+    if stopped:
+        print(f"interrupted ({', '.join(stopped)}): nothing recorded; run the same command again to resume", flush=True)
+        return 130
     out = {"benchmark": "acac", "budget_minutes_per_model": budget,
            "command": "python benchmarks/acac.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "machine": common.machine(), "device": args.device, "dtype": args.dtype, "threads": args.threads,

@@ -6,7 +6,8 @@
 #   RESUME=1 LIMIT=450 bash benchmarks/gpu_nbody.sh                                      # continue
 #
 # Runs from a source checkout without installing (PYTHONPATH=src). Writes runs/ and
-# benchmarks/results/nbody_*_gpu.*; with $OUT set, packs them into $OUT/nbody_runs.tgz.
+# benchmarks/results/nbody_*_gpu.*; with $OUT set, packs them into $OUT/*.tgz (one per checkpoint).
+# To resume on a fresh machine, carry the previous checkpoints as runs/bench-nbody_<model>_gpu/.
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
@@ -30,6 +31,10 @@ if [ -z "${RESUME:-}" ]; then python3 -m pytest -q -p no:cacheprovider tests/tes
 wait
 for m in $MODELS; do echo "== $m"; tr '\r' '\n' < "runs/nbody_$m.log" | grep -v "it/s\|s/epoch\]" | tail -6; done
 if [ -n "${OUT:-}" ]; then
-  tar czf "$OUT/nbody_runs.tgz" runs/bench-nbody_*_gpu runs/nbody_*.log benchmarks/results/nbody*_gpu* 2>/dev/null
+  # one archive per checkpoint: the device tool returns files of at most 16 MB (PONITA's alone is 12 MB)
+  for d in runs/bench-nbody_*_gpu; do
+    n=$(basename "$d"); tar czf "$OUT/${n}_ck.tgz" "$d/checkpoint.pt"; tar czf "$OUT/${n}_best.tgz" "$d/best.pt"
+  done
+  tar czf "$OUT/nbody_logs.tgz" runs/nbody_*.log benchmarks/results/nbody*_gpu* 2>/dev/null
   ls -la "$OUT"
 fi

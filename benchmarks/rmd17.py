@@ -81,6 +81,10 @@ def main(argv=None) -> int:
             reports[name] = common.run_mace_torch(dict(cfg), run_dir, keep)
         else:
             reports[name] = common.run_equiv(dict(cfg), name.split("-", 1)[1], run_dir, keep)
+    stopped = [k for k, r in reports.items() if r.get("interrupted")]
+    if stopped:
+        print(f"interrupted ({', '.join(stopped)}): nothing recorded; run the same command again to resume", flush=True)
+        return 130
     out = {"benchmark": "rmd17", "molecule": args.molecule, "budget_minutes_per_model": budget,
            "command": "python benchmarks/rmd17.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "machine": common.machine(), "device": args.device, "dtype": args.dtype, "threads": args.threads,
