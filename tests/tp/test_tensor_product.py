@@ -338,3 +338,19 @@ def test_cg_convention_e3nn_05_flips_the_weights_of_flipped_paths():
     assert (out5 - tp4(x, y, w)).abs().max() > 0.1
     with pytest.raises(ValueError, match="cg_convention"):
         ChannelwiseTensorProduct(i1, i2, cg_convention="e3nn-0.6")
+
+
+def test_chunk_budgets_are_per_device_type():
+    """CPU chunks stay cache-sized; on an accelerator the batch goes as one chunk (measured on an
+    H100: CPU-sized chunks made the L = 3 product 150x slower there, see equiv/tp/_budget.py)."""
+    from equiv.tp import _budget
+
+    tp = ChannelwiseTensorProduct("64x0e + 64x1o + 64x2e + 64x3o", "0e + 1o + 2e + 3o",
+                                  shared_weights=False, internal_weights=False)
+    plan = tp._groups[0].plan
+    cpu = plan.chunk_size(64, 4, 10000, torch.device("cpu"))
+    gpu = plan.chunk_size(64, 4, 10000, torch.device("meta"))
+    assert cpu < 1000 and gpu == 10000
+    assert cpu == plan.chunk_size(64, 4, 10000)
+    assert _budget.keep_bytes(7, torch.device("cpu")) == 7
+    assert _budget.keep_bytes(7, torch.device("meta")) == _budget.ACCEL_KEEP_BYTES
