@@ -128,11 +128,18 @@ def _write_md(runs: dict, suffix: str) -> None:
 def _segments(previous: dict | None, out: dict) -> list:
     """Where each stretch of a long run trained: the previous entry's stretches, then this call's
     (consecutive calls on the same device and machine are merged)."""
+    def machine(o):
+        return o["machine"].split(", load average")[0]
+
+    def minutes(o):  # training time actually reached (a run can stop before its budget)
+        done = [r["train_time_s"] / 60 for r in o.get("reports", {}).values() if "train_time_s" in r]
+        return round(max(done), 2) if done else o["budget_minutes_per_model"]
+
     segs = list((previous or {}).get("segments") or [])
     if previous and not segs:
-        segs = [dict(device=previous["device"], machine=previous["machine"], until_minutes=previous["budget_minutes_per_model"])]
-    here = dict(device=out["device"], machine=out["machine"].split(", load average")[0], until_minutes=out["budget_minutes_per_model"])
-    if segs and (segs[-1]["device"], segs[-1]["machine"].split(", load average")[0]) == (here["device"], here["machine"]):
+        segs = [dict(device=previous["device"], machine=machine(previous), until_minutes=minutes(previous))]
+    here = dict(device=out["device"], machine=machine(out), until_minutes=minutes(out))
+    if segs and (segs[-1]["device"], segs[-1]["machine"]) == (here["device"], here["machine"]):
         segs[-1] = here
     else:
         segs.append(here)

@@ -69,8 +69,13 @@ def test_torch_compile_fullgraph():
 
     def fn(x, R):
         y = (spherical_harmonics([1, 2], x)[:, None, :] @ irreps[1:].D_from_matrix(R).transpose(-1, -2))[:, 0]
-        return torch.einsum("ijk,ni,nj->nk", clebsch_gordan(1, 2, 3, dtype=x.dtype), y[:, :3], y[:, 3:])
+        z = torch.einsum("ijk,ni,nj->nk", clebsch_gordan(1, 2, 3, dtype=x.dtype), y[:, :3], y[:, 3:])
+        # the e3nn >= 0.5 sign convention (a flipped triple) is a constant too
+        return z, torch.einsum("ijk,ni,nj->nk", clebsch_gordan(1, 2, 2, dtype=x.dtype, convention="e3nn-0.5"),
+                               y[:, :3], y.roll(1, 0)[:, 3:])  # two different points: 1 x 2 -> 2 is non-zero
 
     compiled = torch.compile(fn, fullgraph=True, backend="eager")
     x, R = torch.randn(7, 3, dtype=torch.float64), random_rotation(7, dtype=torch.float64)
-    assert (compiled(x, R) - fn(x, R)).abs().max() < 1e-14
+    (a, b), (ra, rb) = compiled(x, R), fn(x, R)
+    assert (a - ra).abs().max() < 1e-14 and (b - rb).abs().max() < 1e-14
+    assert rb.abs().max() > 1e-3  # not an identically zero coupling

@@ -181,9 +181,15 @@ def convention_sign(l1: int, l2: int, l3: int, convention: str = "e3nn-0.4") -> 
     return 1.0 if convention == "e3nn-0.4" else _e3nn05_sign(int(l1), int(l2), int(l3))
 
 
+@functools.lru_cache(maxsize=None)
+def _clebsch_gordan_signed(l1: int, l2: int, l3: int, convention: str) -> torch.Tensor:
+    C = _clebsch_gordan_float64(l1, l2, l3)
+    return -C if convention == "e3nn-0.5" and _e3nn05_sign(l1, l2, l3) < 0 else C
+
+
 @torch.compiler.assume_constant_result  # torch.compile: evaluate eagerly, treat as a constant
-def _clebsch_gordan_constant(l1: int, l2: int, l3: int) -> torch.Tensor:
-    return _clebsch_gordan_float64(l1, l2, l3)
+def _clebsch_gordan_constant(l1: int, l2: int, l3: int, convention: str = "e3nn-0.4") -> torch.Tensor:
+    return _clebsch_gordan_signed(l1, l2, l3, convention)
 
 
 def clebsch_gordan(
@@ -227,8 +233,8 @@ def clebsch_gordan(
     (1.0, -1.0)
     """
     _check_triple("clebsch_gordan", l1, l2, l3)
-    sign = convention_sign(l1, l2, l3, convention)
-    C = _clebsch_gordan_constant(l1, l2, l3)
+    if convention not in CG_CONVENTIONS:
+        raise ValueError(f"clebsch_gordan: convention must be one of {CG_CONVENTIONS}, got {convention!r}")
+    C = _clebsch_gordan_constant(l1, l2, l3, convention)
     # copy: the cached tensor must not be modified in place by a caller
-    C = C.to(dtype=dtype or torch.get_default_dtype(), device=device, copy=True)
-    return C if sign > 0 else C.neg_()
+    return C.to(dtype=dtype or torch.get_default_dtype(), device=device, copy=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["chunk_bytes", "keep_bytes", "ACCEL_CHUNK_BYTES", "ACCEL_KEEP_BYTES"]
+__all__ = ["chunk_bytes", "keep_bytes", "ACCEL_CHUNK_BYTES", "ACCEL_KEEP_BYTES", "CUDA_MEMORY_FRACTION"]
 
 #: Intermediates per chunk on an accelerator (one chunk for typical batches).
 ACCEL_CHUNK_BYTES = 1 << 30
