@@ -58,6 +58,15 @@ def _rows_by_channel(irreps):
     return mul, [start[l] + u * (2 * l + 1) + m + l for l, m in row_order([ir.l for _, ir in irreps]) for u in range(mul)]
 
 
+def _weight_layout(irreps):
+    """``(num_weights, row_weight, column_weight)`` of a leg's per-degree weights for `MulIrGridPlan`."""
+    from ._gaunt_grid import row_order
+
+    index = {ir.l: k for k, (_, ir) in enumerate(irreps)}
+    rows = [index[l] for l, _ in row_order(list(index))]
+    return len(irreps) * irreps[0].mul, rows, _column_index(irreps).tolist()
+
+
 def _signal_irreps(irreps, name, muls):
     """Check a 'spherical signal' irreps: equal multiplicities, each l once, parity s * (-1)^l."""
     if len(irreps) == 0:
@@ -204,11 +213,12 @@ class GauntTensorProduct(torch.nn.Module):
         else:
             self.register_buffer("weight", torch.Tensor(), persistent=False)
         if method == "grid":
-            from ._gaunt_grid import MulIrGridPlan, gaunt_grid, grid_plan
+            from ._gaunt_grid import MulIrGridPlan, grid_plan
 
             layouts = [_rows_by_channel(i1), _rows_by_channel(i2), _rows_by_channel(io)]
-            self._plan = MulIrGridPlan(grid_plan(tuple(ls1), tuple(ls2), tuple(self._ls3)), layouts)
-            self._fn = gaunt_grid
+            weights = [_weight_layout(i1), _weight_layout(i2), _weight_layout(io)]
+            self._plan = MulIrGridPlan(grid_plan(tuple(ls1), tuple(ls2), tuple(self._ls3)), layouts, weights)
+            self._fn = None
         else:
             from ._gaunt_fourier import fourier_plan, gaunt_fourier
 
@@ -285,10 +295,11 @@ class GauntTensorProduct(torch.nn.Module):
         batch, n, x, y, w = flatten_batch(x, y, w, self.shared_weights)
         if n == 0:  # an empty batch (e.g. a graph without edges): empty output, zero gradients
             return (x.sum() + y.sum() + w.sum()).mul(0).expand(batch + (self.irreps_out.dim,))
+        if self.method == "grid":  # mul_ir columns and per-degree weights handled chunk by chunk
+            from ._gaunt_weighted import weighted_gaunt
+
+            return weighted_gaunt(self._plan, x, y, w).reshape(batch + (self.irreps_out.dim,))
         w1, w2, w3 = self._split(w)
-        if self.method == "grid":  # the plan reads and writes mul_ir columns chunk by chunk
-            out = self._fn(self._plan, x * self._columns(w1, 0), y * self._columns(w2, 1)) * self._columns(w3, 2)
-            return out.reshape(batch + (self.irreps_out.dim,))
         (p1, i1), (p2, i2), (p3, i3) = ((p.to(x.device), i.to(x.device)) for p, i in self._perms)
         X = select(x * self._columns(w1, 0), p1, i1).view(n, self.mul, -1)
         Y = select(y * self._columns(w2, 1), p2, i2).view(n, self.mul2, -1)

@@ -135,9 +135,14 @@ class MulIrGridPlan:
 
     ``layouts[k]`` is ``(mul, columns)`` for leg ``k``: ``columns[r * mul + u]`` is the ``mul_ir``
     column of channel ``u`` of row ``r`` (in `row_order`).
+
+    ``weights[k]``, optional, is ``(num_weights, row_weight, column_weight)`` for per-degree weights
+    of leg ``k`` (`equiv.tp._gaunt_weighted`): ``row_weight[r]`` is the index ``i`` of row ``r``'s
+    degree among the leg's weights ``(i, u)`` (``i * mul + u``), ``column_weight[j]`` the weight of
+    ``mul_ir`` column ``j``; the legs' weights are concatenated in leg order.
     """
 
-    def __init__(self, plan: GridPlan, layouts):
+    def __init__(self, plan: GridPlan, layouts, weights=None):
         self.plan = plan
         self.muls = tuple(int(m) for m, _ in layouts)
         self._cols = []
@@ -148,7 +153,18 @@ class MulIrGridPlan:
             self._cols.append((cols, np.argsort(cols)))
         self.points, self.shape, self.L, self.rows = plan.points, plan.shape, plan.L, plan.rows
         self.channel_dim = plan.channel_dim
+        self._weights, self.weight_slices, start = [], [], 0
+        for k, (num, row_w, col_w) in enumerate(weights or ()):
+            if len(row_w) != plan.num_rows(k) or len(col_w) != len(self._cols[k][0]) or num % self.muls[k]:
+                raise ValueError(f"MulIrGridPlan: leg {k} weight layout does not match its rows and columns")
+            self._weights.append((np.asarray(row_w, dtype=np.int64), np.asarray(col_w, dtype=np.int64)))
+            self.weight_slices.append((start, start + num))
+            start += num
         self._cache = {}
+
+    def dim(self, leg: int) -> int:
+        """Width of leg ``leg``'s ``mul_ir`` coefficients."""
+        return len(self._cols[leg][0])
 
     def channels(self, leg: int) -> int:
         return self.muls[leg]
@@ -167,6 +183,9 @@ class MulIrGridPlan:
             for leg, (cols, inv) in zip(t, self._cols):
                 leg["cols"] = torch.as_tensor(cols, device=device)
                 leg["inv"] = torch.as_tensor(inv, device=device)
+            for leg, (row_w, col_w) in zip(t, self._weights):
+                leg["deg"] = torch.as_tensor(row_w, device=device)
+                leg["wcol"] = torch.as_tensor(col_w, device=device)
             self._cache[key] = t
         return t
 
@@ -175,6 +194,14 @@ class MulIrGridPlan:
         n = coeffs.shape[0]
         xt = coeffs.t().index_select(0, t[k]["cols"]).view(self.plan.num_rows(k), self.muls[k] * n)
         return _synthesis_rows(self.plan, t, k, xt, self.muls[k], n)
+
+    def synthesis_rows(self, t, k, rows):
+        """``(rows_k, c, n)`` coefficients in row layout -> (n_alpha, n_beta, c, n) grid values."""
+        return _synthesis_rows(self.plan, t, k, rows.view(rows.shape[0], -1), rows.shape[1], rows.shape[2])
+
+    def analysis_rows(self, t, k, values):
+        """(n_alpha, n_beta, c, n) grid values -> ``(rows_k, c * n)`` coefficients in row layout."""
+        return _analysis_rows(self.plan, t, k, values)
 
     def analysis(self, t, k, values):
         """(n_alpha, n_beta, c, n) grid values -> (n, dim) ``mul_ir`` coefficients (a transposed view)."""
