@@ -176,6 +176,10 @@ def test_errors():
             MACE(species=[1, 6], **{**SMALL, **kwargs})
     with pytest.raises(ValueError, match="species"):
         MACE(species=[6, 1])
+    with pytest.raises(TypeError, match="atomic numbers"):
+        MACE(species=6)
+    with pytest.raises(ValueError, match="1..118"):
+        get_potential_class("toy")(species=[0, 1])
     with pytest.raises(ValueError, match="atomic_energies"):
         MACE(species=[1, 6], atomic_energies=[0.0])
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["register_potential", "get_potential_class", "available_potentials", "potential_name"]
+__all__ = ["register_potential", "get_potential_class", "available_potentials", "potential_name", "check_species"]
 
 _REGISTRY: dict[str, type] = {}
 #: Built-in potentials, imported on first use: name -> "module:Class".
@@ -76,6 +76,21 @@ def register_potential(name: str):
         return cls
 
     return deco
+
+
+def check_species(species) -> list[int]:
+    """Validate a potential's ``species`` argument (the protocol above): sorted, unique atomic numbers.
+
+    >>> check_species([1, 6, 8])
+    [1, 6, 8]
+    """
+    try:
+        out = [int(z) for z in species]
+    except TypeError:
+        raise TypeError(f"species must be a sequence of atomic numbers, got {species!r}") from None
+    if not out or sorted(set(out)) != out or out[0] < 1 or out[-1] > 118:
+        raise ValueError(f"species must be sorted, unique atomic numbers in 1..118, got {species!r}")
+    return out
 
 
 def _import(spec: str):

@@ -47,19 +47,9 @@ import math
 import torch
 from torch import nn
 
-from equiv.models._potential_registry import register_potential
+from equiv.models._potential_registry import check_species, register_potential
 
 __all__ = ["ToyPotential"]
-
-
-def _check_species(species) -> list[int]:
-    try:
-        out = [int(z) for z in species]
-    except TypeError:
-        raise TypeError(f"species must be a sequence of atomic numbers, got {species!r}") from None
-    if not out or sorted(set(out)) != out or out[0] < 1 or out[-1] > 118:
-        raise ValueError(f"species must be sorted, unique atomic numbers in 1..118, got {species!r}")
-    return out
 
 
 @register_potential("toy")
@@ -94,7 +84,7 @@ class ToyPotential(nn.Module):
                  scale: float = 1.0, shift: float = 0.0, num_basis: int = 8, channels: int = 16,
                  hidden: int = 64):
         super().__init__()
-        species = _check_species(species)
+        species = check_species(species)
         if not (isinstance(cutoff, (int, float)) and cutoff > 0):
             raise ValueError(f"cutoff must be a positive number in Å, got {cutoff!r}")
         if atomic_energies is None:

@@ -66,7 +66,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from equiv.models._potential_registry import register_potential
+from equiv.models._potential_registry import check_species, register_potential
 from equiv.nn import Linear
 from equiv.nn.radial import RadialEmbedding
 from equiv.nn.symmetric_contraction import SymmetricContraction
@@ -192,16 +192,6 @@ def _map_symmetric_contraction(ref, ours: SymmetricContraction) -> None:
         ours.weights[j].copy_(basis_w.to(ours.weights[j].dtype))
 
 
-def _check_species(species) -> list[int]:
-    try:
-        out = [int(z) for z in species]
-    except TypeError:
-        raise TypeError(f"species must be a sequence of atomic numbers, got {species!r}") from None
-    if not out or sorted(set(out)) != out or out[0] < 1 or out[-1] > 118:
-        raise ValueError(f"species must be sorted, unique atomic numbers in 1..118, got {species!r}")
-    return out
-
-
 @register_potential("mace")
 class MACE(nn.Module):
     r"""MACE interatomic potential (Batatia et al., NeurIPS 2022), mace-torch's ``ScaleShiftMACE``.
@@ -267,7 +257,7 @@ class MACE(nn.Module):
                  num_polynomial_cutoff: int = 5, radial_mlp=(64, 64, 64), readout_hidden: int = 16,
                  tp: str = "cg", product_weights: str = "paths"):
         super().__init__()
-        species = _check_species(species)
+        species = check_species(species)
         if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not cutoff > 0:
             raise ValueError(f"cutoff must be a positive number in Å, got {cutoff!r}")
         atomic_energies = [0.0] * len(species) if atomic_energies is None else [float(e) for e in atomic_energies]
