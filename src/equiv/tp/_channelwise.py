@@ -147,6 +147,14 @@ class ChannelwisePlan:
         # T = cat_b(y_b @ C_b)[:, perm]  and  grad: gcat = gT[:, inv]
         self._perm = np.argsort(order)
         self._inv = order
+        # the backward computes each group's gradient of T transposed, as (c_dim, rows) (a batched GEMM
+        # with the channel axis as the wide output, ~1.3-1.7x faster on CPU); ``inv_t`` reads it in
+        # the order of ``inv``
+        tpos = np.zeros(self.t_size, dtype=np.int64)
+        for g in self.groups:
+            r, k = np.meshgrid(np.arange(g.rows), np.arange(g.c_dim), indexing="ij")
+            tpos[g.t_off + r * g.c_dim + k] = g.t_off + k * g.rows + r
+        self._inv_t = tpos[order]
         # per group, for every Z row: the input row it reads and the sorted path it belongs to
         self._group_rows = []
         for g in self.groups:
@@ -181,6 +189,7 @@ class ChannelwisePlan:
                 yblocks=[(o, d, torch.as_tensor(m, dtype=dtype, device=device)) for o, d, m in self._yblocks],
                 perm=torch.as_tensor(self._perm, dtype=torch.long, device=device),
                 inv=torch.as_tensor(self._inv, dtype=torch.long, device=device),
+                inv_t=torch.as_tensor(self._inv_t, dtype=torch.long, device=device),
                 wperm=torch.as_tensor(self._wperm, dtype=torch.long, device=device),
                 group_rows=[(torch.as_tensor(a, device=device), torch.as_tensor(q, device=device))
                             for a, q in self._group_rows],
@@ -219,8 +228,10 @@ def _compute_t(plan, tens, y):
     return torch.cat(parts, 1).index_select(1, tens["perm"])
 
 
-def _t_to_y(plan, tens, gt):
-    gcat = gt.index_select(1, tens["inv"])
+def _t_to_y(plan, tens, gt, transposed=False):
+    """Gradient of y from the gradient of T (each group's block (rows, c_dim), or (c_dim, rows)
+    with ``transposed``)."""
+    gcat = gt.index_select(1, tens["inv_t" if transposed else "inv"])
     gy = gt.new_zeros(gt.shape[0], plan.dim_y)
     i = 0
     for o, d, m in tens["yblocks"]:
@@ -338,8 +349,11 @@ def _vjp_chunk(plan, tens, x, y, w, gout, need_x, need_y, need_w, tangent, kept=
                     torch.sum(gzv * x[:, None, s.a_off : s.a_off + s.a_dim, :], 2, out=gwq[:, s.wq0 : s.wq0 + s.nq])
         if need_y:
             z = zs[k] if zs is not None else _build_z(g, x, wq, buf[: n * g.rows * u].view(n, g.rows, u))
-            gts.append(_bmm(z, gc.transpose(1, 2)).reshape(n, -1))
-    gy = _t_to_y(plan, tens, torch.cat(gts, 1)) if need_y else None
+            if g.c_dim == 1:  # (rows, 1) and (1, rows) are the same layout
+                gts.append(_bmm(z, gc.transpose(1, 2)).reshape(n, -1))
+            else:  # transposed, (n, c_dim, rows): measured 2-5 % faster fwd+bwd (L = 2..8), 19 % at L = 5
+                gts.append(_bmm(gc, z.transpose(1, 2)).reshape(n, -1))
+    gy = _t_to_y(plan, tens, torch.cat(gts, 1), transposed=True) if need_y else None
     if need_w:
         if plan.direct_w:
             gw = gwq
