@@ -288,8 +288,9 @@ def markdown(results, args) -> str:
         c = res.get("config", {})
         extra = (f", initial positions N(0, {c.get('loc_std', 0.5)}²), {c.get('nbody_steps')} steps, field {c.get('field')}"
                  if task == "nbody_field" else "")
-        n_seeds = max((len(r["test_mse"]) for r in s.values()), default=0)
-        lines += [f"## {task}", "", f"Run with: {n_seeds} seeds, {c.get('epochs')} epochs, hidden `{c.get('ch')}`, "
+        counts = sorted({len(r["test_mse"]) for r in s.values()})
+        n_seeds = f"{counts[-1]} seeds" if len(counts) == 1 else f"{counts[0]}–{counts[-1]} seeds per model (see the per-seed column)"
+        lines += [f"## {task}", "", f"Run with: {n_seeds}, {c.get('epochs')} epochs, hidden `{c.get('ch')}`, "
                   f"skip connection {'on' if c.get('skip') else 'off'}, adjustment at epoch {c.get('adjust_at')}{extra}.", "", "| model | test MSE (mean ± std) | per seed | rel. equivariance error O(3) | O(2)_x | O(2)_y | O(2)_z |", "|---|---|---|---|---|---|---|"]
         labels = {"mlp": "MLP (unconstrained)", "emlp_o3": "EMLP, exact O(3)", "emlp_o2z": "EMLP, exact O(2)_z (oracle)",
                   "soft": "soft, auto strengths, penalty in the loss (paper)", "soft_decoupled": "soft, auto strengths, decoupled penalty step"}
@@ -318,13 +319,31 @@ def markdown(results, args) -> str:
     return "\n".join(lines)
 
 
-_RUN_KEYS = ("models", "out", "report_only", "quick", "threads", "tasks", "seeds", "seed_start")
+_RUN_KEYS = ("models", "out", "report_only", "quick", "threads", "tasks", "seeds", "seed_start", "merge")
 
 
 def _same_setup(a: dict, b: dict) -> bool:
     """Two runs of a task are comparable (their models can share a table): same data and training."""
     keys = (set(a) | set(b)) - set(_RUN_KEYS)
     return all(a.get(k) == b.get(k) for k in keys)
+
+
+def _merge_payload(results: dict, old: dict) -> None:
+    """Merge a stored results file into ``results`` (in place): tasks it lacks are added; for a task
+    with the same setup, runs are merged by seed (``results`` wins) and the summary recomputed."""
+    for name, res in old.get("results", {}).items():
+        res.setdefault("config", old.get("config", {}))
+        if name not in results:
+            results[name] = res
+        elif _same_setup(res["config"], results[name]["config"]):
+            runs = results[name]["runs"]
+            for kind in res["runs"]:
+                runs[kind] = _merge_runs(res["runs"][kind], runs.get(kind, []))
+            results[name]["summary"] = _summarize(runs)
+            if "references" in res and "references" not in results[name]:
+                results[name]["references"] = res["references"]
+        else:
+            print(f"[{name}] not merged from a file with a different setup", file=sys.stderr)
 
 
 def main(argv=None) -> int:
@@ -360,6 +379,8 @@ def main(argv=None) -> int:
     p.add_argument("--skip", action=argparse.BooleanOptionalAction, default=False,
                    help="linear skip connection rep_in -> rep_out in the gated models (helps the N-body task)")
     p.add_argument("--out", default=str(RESULTS / "soft_equivariance"))
+    p.add_argument("--merge", nargs="*", default=[], metavar="JSON",
+                   help="also merge these results files (same setup: runs merged by seed) into --out")
     args = p.parse_args(argv)
     if args.quick:
         args.seeds, args.epochs, args.adjust_at, args.window = 1, 12, 4, 2
@@ -379,19 +400,10 @@ def main(argv=None) -> int:
             print(f"[{name}] skipped: {exc}", file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    for path in args.merge:  # results of other invocations (e.g. seeds run in parallel processes)
+        _merge_payload(results, json.loads(Path(path).read_text()))
     if out.with_suffix(".json").is_file():  # keep the tasks (and models) not re-run this time
-        old = json.loads(out.with_suffix(".json").read_text())
-        for name, res in old.get("results", {}).items():
-            res.setdefault("config", old.get("config", {}))
-            if name not in results:
-                results[name] = res
-            elif _same_setup(res["config"], results[name]["config"]):
-                runs = results[name]["runs"]
-                for kind in res["runs"]:
-                    runs[kind] = _merge_runs(res["runs"][kind], runs.get(kind, []))
-                results[name]["summary"] = _summarize(runs)
-                if "references" in res and "references" not in results[name]:
-                    results[name]["references"] = res["references"]
+        _merge_payload(results, json.loads(out.with_suffix(".json").read_text()))
     results = {k: results[k] for k in sorted(results, key=lambda k: list(tasks).index(k) if k in tasks else 99)}
     payload = {"config": vars(args), "torch": torch.__version__, "results": results}
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
