@@ -289,7 +289,7 @@ def markdown(results, args) -> str:
         extra = (f", initial positions N(0, {c.get('loc_std', 0.5)}²), {c.get('nbody_steps')} steps, field {c.get('field')}"
                  if task == "nbody_field" else "")
         counts = sorted({len(r["test_mse"]) for r in s.values()})
-        n_seeds = f"{counts[-1]} seeds" if len(counts) == 1 else f"{counts[0]}–{counts[-1]} seeds per model (see the per-seed column)"
+        n_seeds = f"{counts[-1]} seed{'s' if counts[-1] != 1 else ''}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]} seeds per model (see the per-seed column)"
         lines += [f"## {task}", "", f"Run with: {n_seeds}, {c.get('epochs')} epochs, hidden `{c.get('ch')}`, "
                   f"skip connection {'on' if c.get('skip') else 'off'}, adjustment at epoch {c.get('adjust_at')}{extra}.", "", "| model | test MSE (mean ± std) | per seed | rel. equivariance error O(3) | O(2)_x | O(2)_y | O(2)_z |", "|---|---|---|---|---|---|---|"]
         labels = {"mlp": "MLP (unconstrained)", "emlp_o3": "EMLP, exact O(3)", "emlp_o2z": "EMLP, exact O(2)_z (oracle)",
