@@ -33,3 +33,42 @@ def test_rmd17_long_run_records_hardware_per_stretch():
     assert [s["until_minutes"] for s in more] == [65, 90]
     legacy = mod._segments(entry("cpu", "2 CPUs", 65, 65), entry("cuda", "H100", 80, 80))  # no stored segments
     assert [(s["device"], s["until_minutes"]) for s in legacy] == [("cpu", 65), ("cuda", 80)]
+
+
+def test_soft_equivariance_merges_runs_by_seed(tmp_path):
+    """`benchmarks/soft_equivariance.py --merge`: seeds run in separate processes combine by seed
+    (a run already collected, e.g. by this invocation, wins over the same seed in a file merged
+    later), the summary is recomputed from the runs, and a file with a different training setup is
+    not merged."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("soft_bench", benchmarks_dir() / "soft_equivariance.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def run(seed, mse, strengths=None):
+        r = {"seed": seed, "test_mse": mse, "equivariance_error": {"O(3)": 0.1 * mse}}
+        if strengths:
+            r["strengths"] = strengths
+        return r
+
+    def payload(epochs, runs):
+        cfg = {"epochs": epochs, "lr": 3e-3, "seeds": len(next(iter(runs.values()))), "seed_start": 0}
+        return {"config": cfg, "results": {"inertia": {"runs": runs, "summary": mod._summarize(runs), "config": cfg}}}
+
+    a = payload(8000, {"soft": [run(0, 1.0, {"O(3)": 0.2, "O(2)_z": 100.0})], "mlp": [run(0, 4.0)]})
+    b = payload(8000, {"soft": [run(1, 3.0, {"O(3)": 100.0, "O(2)_z": 0.5}), run(0, 2.0, {"O(3)": 0.4, "O(2)_z": 100.0})]})
+    other = payload(150, {"mlp": [run(1, 9.0)]})
+    results = {}
+    for p in (a, b, other):
+        mod._merge_payload(results, json.loads(json.dumps(p)))
+    runs = results["inertia"]["runs"]
+    assert [r["seed"] for r in runs["soft"]] == [0, 1]
+    assert [r["test_mse"] for r in runs["soft"]] == [1.0, 3.0]  # seed 0 collected first wins over b's
+    assert [r["test_mse"] for r in runs["mlp"]] == [4.0]  # the 150-epoch file has a different setup
+    s = results["inertia"]["summary"]["soft"]
+    assert s["test_mse_mean"] == 2.0 and abs(s["test_mse_std"] - 2 ** 0.5) < 1e-12
+    assert s["strengths_mean"] == {"O(3)": 50.1, "O(2)_z": 50.25}
+    assert s["ranking_per_seed"] == [["O(2)_z", "O(3)"], ["O(3)", "O(2)_z"]]
+    assert mod._merge_runs([{"test_mse": 5.0}], [run(1, 6.0)])[0]["seed"] == 0  # runs stored before seeds were recorded

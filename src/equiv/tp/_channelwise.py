@@ -17,7 +17,7 @@ and its gradients are the other partial derivatives, so one engine evaluates all
 * ``T = y @ C`` contracts the shared input with the coefficients once per sample (no channel index),
   with one dense GEMM per distinct :math:`b` block, then a column permutation into output groups;
 * for every output block :math:`c`, the rows :math:`(q, i)` of the paths writing it are stacked:
-  :math:`Z_{nu,(q,i)} = w_{nuq}\, x_{nu, a_q+i}` (broadcast products, one per input block), and
+  :math:`Z_{nu,(q,i)} = w_{nuq}\, x_{nu, a_q+i}` (one gather of the input rows, one product with the gathered weights), and
   :math:`g_{nu,c} = Z_{nu} T_{n,c}` is one batched matrix product;
 * the batch is processed in chunks sized for the cache, nothing is kept for the backward pass but
   the inputs (the backward recomputes ``T`` and ``Z``), and node-indexed inputs/outputs can be
@@ -256,21 +256,16 @@ def _weights(plan, tens, w, tangent=False):
     return w.index_select(1, tens["wperm"])
 
 
-def _build_z(g, x, wq, out, rows=None):
+def _build_z(x, wq, out, rows):
     """Z rows of one output group: out (n, rows, U) <- w_q * x_a for every path.
 
-    With ``rows`` (the group's ``(a_rows, q_rows)`` index tensors): one gather of the input rows and
-    one in-place product with the gathered weights, on contiguous ``(n, rows, U)`` arrays, instead of a
-    broadcast product per block (whose innermost loop is only ``U`` long).
+    ``rows`` is the group's ``(a_rows, q_rows)`` index tensors (the input row and the path of every Z
+    row): one gather of the input rows and one in-place product with the gathered weights, on
+    contiguous ``(n, rows, U)`` arrays. (A broadcast product per input block, whose innermost loop is
+    only ``U`` long, was 12-17 % slower forward + backward at C = 16.)
     """
-    if rows is not None:
-        torch.index_select(x, 1, rows[0], out=out)
-        return out.mul_(wq.index_select(1, rows[1]))
-    n, u = out.shape[0], x.shape[2]
-    for s in g.subs:
-        zv = out[:, s.r0 : s.r0 + s.nq * s.a_dim].view(n, s.nq, s.a_dim, u)
-        torch.mul(wq[:, s.wq0 : s.wq0 + s.nq, None, :], x[:, None, s.a_off : s.a_off + s.a_dim, :], out=zv)
-    return out
+    torch.index_select(x, 1, rows[0], out=out)
+    return out.mul_(wq.index_select(1, rows[1]))
 
 
 def _bmm(a, b):
@@ -300,7 +295,7 @@ def _forward_chunk(plan, tens, x, y, w, tangent, keep=None, out=None):
         if g.c_off > cur:
             outs.append(x.new_zeros(n, g.c_off - cur, u))
         z = zbuf[: n * g.rows * u].view(n, g.rows, u) if keep is None else x.new_empty(n, g.rows, u)
-        _build_z(g, x, wq, z, tens["group_rows"][k])
+        _build_z(x, wq, z, tens["group_rows"][k])
         zs.append(z)
         outs.append(_bmm(_tc(t, g, n).transpose(1, 2), z))
         cur = g.c_off + g.c_dim
@@ -356,8 +351,8 @@ def _vjp_chunk(plan, tens, x, y, w, gout, need_x, need_y, need_w, tangent, kept=
                 if need_w:
                     torch.sum(gzv * x[:, None, s.a_off : s.a_off + s.a_dim, :], 2, out=gwq[:, s.wq0 : s.wq0 + s.nq])
         if need_y:
-            z = zs[k] if zs is not None else _build_z(g, x, wq, buf[: n * g.rows * u].view(n, g.rows, u),
-                                                                tens["group_rows"][k])
+            z = zs[k] if zs is not None else _build_z(x, wq, buf[: n * g.rows * u].view(n, g.rows, u),
+                                                             tens["group_rows"][k])
             if g.c_dim == 1:  # (rows, 1) and (1, rows) are the same layout
                 gts.append(_bmm(z, gc.transpose(1, 2)).reshape(n, -1))
             else:  # transposed, (n, c_dim, rows): measured 2-5 % faster fwd+bwd (L = 2..8), 19 % at L = 5
