@@ -401,6 +401,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for path in args.merge:  # results of other invocations (e.g. seeds run in parallel processes)
+        if not Path(path).is_file():
+            raise SystemExit(f"--merge: no results file {path!r}")
         _merge_payload(results, json.loads(Path(path).read_text()))
     if out.with_suffix(".json").is_file():  # keep the tasks (and models) not re-run this time
         _merge_payload(results, json.loads(out.with_suffix(".json").read_text()))
