@@ -21,6 +21,11 @@ and are compared with a measured fp32 matmul peak. Exponents are least-squares f
 log(time) against log(L). Results: ``benchmarks/results/tensor_products.{json,md,png}``.
 
 Usage: ``.venv/bin/python benchmarks/tensor_products.py [--quick] [--threads N]``.
+
+Repeats of single cases (how far a ratio moves from run to run on a shared machine):
+``benchmarks/tensor_products.py --case cg:64:1024:2 --case gaunt:16:1024:8 --rounds 3`` measures each
+case ``rounds`` times in one process (section ``cg``, ``cg_all`` or ``gaunt``, then C, batch, L) and
+writes ``benchmarks/results/tensor_products_cases.{json,md}`` (the main results are not touched).
 """
 
 from __future__ import annotations
@@ -408,6 +413,69 @@ def _merge_previous(name: str, results: dict, skipped) -> dict:
     return results
 
 
+_CASE_SECTIONS = ("cg", "cg_all", "gaunt")
+
+
+def parse_case(text: str) -> tuple[str, int, int, int]:
+    """``"section:C:batch:L"`` -> ``(section, C, batch, L)``, e.g. ``"cg:64:1024:2"``."""
+    parts = text.split(":")
+    if len(parts) != 4 or parts[0] not in _CASE_SECTIONS or not all(p.isdigit() and int(p) > 0 for p in parts[1:]):
+        raise argparse.ArgumentTypeError(
+            f"--case {text!r}: expected SECTION:C:BATCH:L with SECTION in {_CASE_SECTIONS} and positive integers, "
+            "e.g. cg:64:1024:2")
+    return parts[0], int(parts[1]), int(parts[2]), int(parts[3])
+
+
+def _fwd_bwd_ratio(row, ref: str, ours: str) -> float:
+    t = row["times"]
+    try:
+        return (t[f"{ref}_fwd"]["median_s"] + t[f"{ref}_bwd"]["median_s"]) / (
+            t[f"{ours}_fwd"]["median_s"] + t[f"{ours}_bwd"]["median_s"])
+    except KeyError:
+        return float("nan")
+
+
+def run_cases(o3, cases, rounds: int, repeat: int) -> dict:
+    """Measure each case ``rounds`` times (fresh modules and inputs each round)."""
+    rows = []
+    for section, C, B, L in cases:
+        for r in range(rounds):
+            if section == "gaunt":
+                row, ours = bench_gaunt(o3, C, B, L, repeat, {}, fourier=False), "grid"
+            else:
+                row, ours = bench_cg(o3, C, B, L, "y" if section == "cg" else "e", repeat, {}), "equiv"
+            row.update(section=section, round=r, ours=ours, ratio_fwd=_ratio(row, "e3nn_fwd", f"{ours}_fwd"),
+                       ratio_fwd_bwd=_fwd_bwd_ratio(row, "e3nn", ours))
+            rows.append(row)
+            print(f"{section} C={C} B={B} L={L} round {r + 1}/{rounds}: {ours} fwd {_ms(row, f'{ours}_fwd'):.1f} ms, "
+                  f"e3nn/{ours} fwd {row['ratio_fwd']:.2f}, fwd+bwd {row['ratio_fwd_bwd']:.2f}", flush=True)
+    return {"rows": rows}
+
+
+def cases_markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = ["# Tensor products: repeated single cases (equiv vs e3nn)", "",
+             f"Command: `{results['command']}` ({results['wall_s'] / 60:.1f} min). CPU: {m['cpu']}, "
+             f"{m['torch_threads']} thread(s), torch {m['torch']}, e3nn {m.get('e3nn', '?')}, load average at "
+             f"start/end {results['load_start']} / {m.get('load_average_1_5_15min')}.", "",
+             "Each round builds fresh modules and inputs and times them interleaved with e3nn (medians of "
+             f"{results['repeat']} repeats, process CPU time with one thread); the spread across rounds is how far one "
+             "run's ratio can move on this shared machine.", "",
+             "| section | C | batch | L | round | ours fwd (ms) | e3nn fwd (ms) | ratio fwd | ratio fwd+bwd |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    groups = {}
+    for r in results["rows"]:
+        ours = r["ours"]
+        lines.append(f"| {r['section']} | {r['C']} | {r['B']} | {r['L']} | {r['round'] + 1} | {_fmt(_ms(r, f'{ours}_fwd'))} | "
+                     f"{_fmt(_ms(r, 'e3nn_fwd'))} | {_fmt(r['ratio_fwd'], '.2f')} | {_fmt(r['ratio_fwd_bwd'], '.2f')} |")
+        groups.setdefault((r["section"], r["C"], r["B"], r["L"]), []).append(r["ratio_fwd_bwd"])
+    lines += ["", "| section | C | batch | L | fwd+bwd ratio min / median / max |", "|---|---|---|---|---|"]
+    for (sec, C, B, L), v in groups.items():
+        v = sorted(v)
+        lines.append(f"| {sec} | {C} | {B} | {L} | {v[0]:.2f} / {v[len(v) // 2]:.2f} / {v[-1]:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--mp-worker":
         common.setup(1)
@@ -421,9 +489,25 @@ def main() -> int:
     common.add_malloc_argument(parser)
     parser.add_argument("--update", action="store_true",
                         help="keep the skipped sections of the existing results file (re-measure some sections only)")
+    parser.add_argument("--case", type=parse_case, action="append", default=[], metavar="SECTION:C:BATCH:L",
+                        help="measure only this case (repeatable), --rounds times; writes tensor_products_cases.*")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per --case (default 3)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
     common.setup(args.threads, args.malloc)
     from e3nn import o3
+
+    if args.case:
+        t0 = time.perf_counter()
+        results = {"command": " ".join(["benchmarks/tensor_products.py"] + sys.argv[1:]), "malloc": args.malloc,
+                   "repeat": 5, "load_start": common.machine_info().get("load_average_1_5_15min"),
+                   **run_cases(o3, args.case, args.rounds, 5)}
+        results["machine"] = common.machine_info()
+        results["wall_s"] = time.perf_counter() - t0
+        paths = common.write_results("tensor_products_cases", results, cases_markdown(results))
+        print("wrote", ", ".join(str(p) for p in paths))
+        return 0
 
     t_start = time.perf_counter()
     results = {"command": " ".join(["benchmarks/tensor_products.py"] + sys.argv[1:]), "malloc": args.malloc,

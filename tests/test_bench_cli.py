@@ -72,3 +72,35 @@ def test_soft_equivariance_merges_runs_by_seed(tmp_path):
     assert s["strengths_mean"] == {"O(3)": 50.1, "O(2)_z": 50.25}
     assert s["ranking_per_seed"] == [["O(2)_z", "O(3)"], ["O(3)", "O(2)_z"]]
     assert mod._merge_runs([{"test_mse": 5.0}], [run(1, 6.0)])[0]["seed"] == 0  # runs stored before seeds were recorded
+
+
+def test_tensor_products_case_option():
+    """`benchmarks/tensor_products.py --case SECTION:C:BATCH:L`: parsed strictly, and the repeats
+    table reports each round and the min / median / max of the forward+backward ratio."""
+    import argparse
+    import importlib.util
+
+    import pytest
+
+    spec = importlib.util.spec_from_file_location("tp_bench", benchmarks_dir() / "tensor_products.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.parse_case("cg:64:1024:2") == ("cg", 64, 1024, 2)
+    assert mod.parse_case("gaunt:16:1024:8") == ("gaunt", 16, 1024, 8)
+    for bad in ("cg:64:1024", "mp:1:2:3", "cg:0:1024:2", "cg:a:1024:2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            mod.parse_case(bad)
+
+    def row(r, ours_fwd, ours_bwd):
+        times = {"e3nn_fwd": {"median_s": 0.2}, "e3nn_bwd": {"median_s": 0.4},
+                 "grid_fwd": {"median_s": ours_fwd}, "grid_bwd": {"median_s": ours_bwd}}
+        out = dict(C=16, B=1024, L=6, section="gaunt", round=r, ours="grid", times=times)
+        out.update(ratio_fwd=0.2 / ours_fwd, ratio_fwd_bwd=mod._fwd_bwd_ratio(out, "e3nn", "grid"))
+        return out
+
+    rows = [row(0, 0.01, 0.02), row(1, 0.02, 0.04), row(2, 0.01, 0.01)]
+    assert [r["ratio_fwd_bwd"] for r in rows] == pytest.approx([20.0, 10.0, 30.0])
+    text = mod.cases_markdown({"command": "x", "wall_s": 60.0, "repeat": 5, "load_start": [1, 1, 1], "rows": rows,
+                               "machine": {"cpu": "cpu", "torch_threads": 1, "torch": "2"}})
+    assert "| gaunt | 16 | 1024 | 6 | 10.00 / 20.00 / 30.00 |" in text
+    assert text.count("| gaunt | 16 | 1024 | 6 |") == 4  # three rounds and the summary
