@@ -68,6 +68,18 @@ def separable_harmonics(lmax: int, degree: int):
     return pmat, amat, grid
 
 
+def gather_rows(coeffs: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``(n, dim)`` -> ``(len(cols), n)`` with row ``j`` = column ``cols[j]`` of ``coeffs``.
+
+    ``index_select`` on the transposed (strided) view copies row by row; for more than a few
+    rows one blocked transpose and a gather of contiguous rows is faster (measured on CPU: 0.19 vs
+    0.12 ms for 1296 rows of a 100-sample chunk, 0.29 vs 0.14 ms for 3136 rows of 43 samples).
+    """
+    if len(cols) >= 128:
+        return coeffs.t().contiguous().index_select(0, cols)
+    return coeffs.t().index_select(0, cols)
+
+
 def row_order(ls) -> list[tuple[int, int]]:
     """The ``(l, m)`` of each coefficient row: by ``m`` from ``-L`` to ``L``, then by ``l`` in ``ls``."""
     L = max(ls)
@@ -192,7 +204,7 @@ class MulIrGridPlan:
     def synthesis(self, t, k, coeffs):
         """(n, dim) ``mul_ir`` coefficients -> (n_alpha, n_beta, c, n) grid values."""
         n = coeffs.shape[0]
-        xt = coeffs.t().index_select(0, t[k]["cols"]).view(self.plan.num_rows(k), self.muls[k] * n)
+        xt = gather_rows(coeffs, t[k]["cols"]).view(self.plan.num_rows(k), self.muls[k] * n)
         return _synthesis_rows(self.plan, t, k, xt, self.muls[k], n)
 
     def synthesis_rows(self, t, k, rows):

@@ -29,6 +29,7 @@ import torch
 from . import _gaunt_form as _form_module
 from ._budget import keep_bytes
 from ._gaunt_form import _chunks, _form, _reduce
+from ._gaunt_grid import gather_rows
 
 __all__ = ["weighted_gaunt", "unfused_weighted_gaunt"]
 
@@ -62,7 +63,7 @@ class _Chunk:
     def rows(self, k, coeffs):
         """``(n_c, dim_k)`` ``mul_ir`` coefficients -> ``(rows_k, mul_k, n_c)`` (a fresh gather)."""
         mul = self.plan.channels(k)
-        return coeffs.t().index_select(0, self.t[k]["cols"]).view(-1, mul, coeffs.shape[0])
+        return gather_rows(coeffs, self.t[k]["cols"]).view(-1, mul, coeffs.shape[0])
 
     def weights(self, k, s, e):
         """Weights of leg ``k`` for rows ``(rows_k, mul_k, n_c or 1)``."""
