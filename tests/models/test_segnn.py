@@ -61,3 +61,38 @@ def test_repr_reset_and_errors():
         SEGNN(lmax=-1)
     with pytest.raises(ValueError, match="gate=True"):
         SteerableTensorProduct("1x0e", "1x0e", "1x1o", gate=True)
+
+
+def test_gate_norm_scales_the_activations_as_e3nn_gate():
+    """gate_norm: SiLU on the scalars times 1/sqrt(E[silu^2]) and the gates' sigmoid times
+    1/sqrt(E[sigmoid^2]) (e3nn's Gate in the reference SEGNN); same weights otherwise."""
+    from equiv.nn import moment_scale
+
+    kw = dict(gate=True)
+    torch.manual_seed(0)
+    a_tp = SteerableTensorProduct("4x0e + 2x1o", "1x0e + 1x1o", "3x0e + 2x1o", gate_norm=True, **kw).double()
+    b_tp = SteerableTensorProduct("4x0e + 2x1o", "1x0e + 1x1o", "3x0e + 2x1o", gate_norm=False, **kw).double()
+    b_tp.load_state_dict(a_tp.state_dict())
+    x, a = torch.randn(7, 10, dtype=torch.float64), torch.randn(7, 4, dtype=torch.float64)
+    ya, yb = a_tp(x, a), b_tp(x, a)
+    silu, sig = moment_scale(torch.nn.functional.silu), moment_scale(torch.sigmoid)
+    torch.testing.assert_close(ya[:, :3], silu * yb[:, :3])
+    torch.testing.assert_close(ya[:, 3:], sig * yb[:, 3:])
+    assert abs(silu - 1.6765) < 1e-4 and abs(sig - 1.8462) < 1e-4
+    # with nothing to gate, the reference's gate is a plain SiLU
+    s_tp = SteerableTensorProduct("4x0e", "1x0e", "3x0e", gate=True, gate_norm=True).double()
+    s_ref = SteerableTensorProduct("4x0e", "1x0e", "3x0e", gate=True, gate_norm=False).double()
+    s_ref.load_state_dict(s_tp.state_dict())
+    x, a = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 1, dtype=torch.float64)
+    torch.testing.assert_close(s_tp(x, a), s_ref(x, a))
+
+
+def test_moment_scale_gives_unit_second_moment():
+    from equiv.nn import moment_scale
+
+    z = torch.randn(2_000_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for f in (torch.nn.functional.silu, torch.sigmoid, torch.tanh):
+        assert abs((moment_scale(f) * f(z)).pow(2).mean().item() - 1) < 3e-3
+    assert moment_scale(lambda t: 2 * t) == pytest.approx(0.5, abs=1e-12)
+    with pytest.raises(ValueError, match="vanishes"):
+        moment_scale(torch.zeros_like)

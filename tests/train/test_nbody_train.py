@@ -91,3 +91,20 @@ def test_ponita_reports_fine_grid_equivariance(tmp_path):
     eq = r["equivariance"]
     assert eq["fine_grid"]["num_ori"] == 16
     assert 0 < eq["fine_grid"]["max_rel"] < eq["max_rel"]
+
+
+def test_resume_with_other_model_options_is_an_error(tmp_path):
+    train_nbody(SMALL, epochs=1, out=str(tmp_path / "r"))
+    with pytest.raises(ValueError, match="other model options.*'hidden': \\(8, 16\\)"):
+        train_nbody({**SMALL, "model_kwargs": dict(hidden=16, num_layers=1)}, epochs=2, out=str(tmp_path / "r"),
+                    resume=True)
+
+
+def test_segnn_checkpoints_before_gate_norm_load_with_the_plain_gate():
+    from equiv.train.nbody import checkpoint_model_kwargs
+
+    old = dict(model="segnn", model_kwargs=dict(hidden=64, num_layers=4, lmax=1, product="cg"))
+    assert checkpoint_model_kwargs(old)["gate_norm"] is False
+    assert checkpoint_model_kwargs(dict(old, model_kwargs=dict(old["model_kwargs"], gate_norm=True)))["gate_norm"]
+    assert checkpoint_model_kwargs(dict(model="egnn", model_kwargs=dict(hidden=8))) == dict(hidden=8)
+    assert build_model("segnn", hidden=8, num_layers=1).gate_norm is True

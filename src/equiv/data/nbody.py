@@ -26,7 +26,11 @@ on the BLAS library. Here the 3-term dot products are summed explicitly, left to
 operation is identical, including the order of the force sum); trajectories then agree with a BLAS
 run to about :math:`10^{-6}` at frame 40 in the worst of 100 simulations (median :math:`10^{-14}`),
 far below the task's error scale (:math:`\sim 10^{-3}`), and are bit-for-bit reproducible across
-machines with IEEE double arithmetic and the same ``pow``.
+machines with IEEE double arithmetic and the same ``pow``. ``np.power`` is not correctly rounded and
+NumPy builds compute it differently, and a last-bit change there moves about 4 % of the systems by
+more than :math:`10^{-2}` at frame 40 (measured: ``|r|^3`` as ``l2 * sqrt(l2)`` changes 83 of the
+2000 test systems that much), so the splits — of this generator and of the original alike — depend
+on the NumPy build; compare :func:`dataset_fingerprint` before comparing results across machines.
 
 >>> import numpy as np
 >>> x = np.array([[[0., 0, 0], [1, 0, 0]]]); v = np.zeros_like(x); q = np.array([[1., 1.]])

@@ -62,12 +62,11 @@ from __future__ import annotations
 import itertools
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
 from equiv.models._potential_registry import check_species, register_potential
-from equiv.nn import Linear
+from equiv.nn import Linear, moment_scale
 from equiv.nn.radial import RadialEmbedding
 from equiv.nn.symmetric_contraction import SymmetricContraction
 from equiv.so3 import Irrep, Irreps, clebsch_gordan, gaunt, spherical_harmonics
@@ -76,14 +75,8 @@ from equiv.tp import FullyConnectedTensorProduct, MessagePassingTensorProduct
 __all__ = ["MACE"]
 
 
-def _silu_second_moment_norm() -> float:
-    """1 / sqrt(E[silu(z)^2]), z ~ N(0, 1) (e3nn's normalize2mom), by Gauss–Hermite quadrature."""
-    z, w = np.polynomial.hermite_e.hermegauss(80)
-    silu = z / (1 + np.exp(-z))
-    return float(1 / np.sqrt(np.sum(w * silu**2) / np.sqrt(2 * np.pi)))
-
-
-_SILU_NORM = _silu_second_moment_norm()
+#: 1 / sqrt(E[silu(z)^2]), z ~ N(0, 1) (e3nn's normalize2mom, here by quadrature)
+_SILU_NORM = moment_scale(torch.nn.functional.silu)
 
 
 class _RadialMLP(nn.Module):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from equiv.nn.activation import moment_scale
 from equiv.so3 import Irreps, spherical_harmonics
 
 from ._nbody_common import check_nbody_inputs
@@ -99,18 +100,23 @@ class SteerableTensorProduct(nn.Module):
     the channelwise :class:`equiv.tp.GauntTensorProduct`, paths with even :math:`l_1 + l_2 + l_3`
     only, :math:`s = 1`) and :math:`b` is a bias on scalar (``0e``) outputs only.
     With ``gate=True`` the output is passed through a gated nonlinearity: SiLU on the scalars, and
-    every higher-degree irrep multiplied by the sigmoid of its own extra scalar.
+    every higher-degree irrep multiplied by the sigmoid of its own extra scalar. With ``gate_norm``
+    (default), both activations are scaled to unit second moment on standard-normal inputs
+    (:func:`equiv.nn.moment_scale`: SiLU × 1.6765, sigmoid × 1.8462), as e3nn's ``Gate`` does in the
+    reference SEGNN; as there, a gate with no higher-degree irreps to gate is a plain SiLU.
 
     Shapes:
         - x ``(..., irreps_in1.dim)``, a ``(..., irreps_in2.dim)`` → ``(..., irreps_out.dim)``
     """
 
-    def __init__(self, irreps_in1, irreps_in2, irreps_out, *, product: str = "cg", gate: bool = False) -> None:
+    def __init__(self, irreps_in1, irreps_in2, irreps_out, *, product: str = "cg", gate: bool = False,
+                 gate_norm: bool = True) -> None:
         super().__init__()
         if product not in _PRODUCTS:
             raise ValueError(f"product must be one of {_PRODUCTS}, got {product!r}")
         self.irreps_in1, self.irreps_in2 = Irreps(irreps_in1), Irreps(irreps_in2)
         self.irreps_out, self.product, self.gate = Irreps(irreps_out), product, gate
+        self.gate_norm = gate_norm
         scalars = Irreps([(m, ir) for m, ir in self.irreps_out if ir.l == 0])
         gated = Irreps([(m, ir) for m, ir in self.irreps_out if ir.l > 0])
         if gate and (len(self.irreps_out) == 0 or self.irreps_out[0].ir != Irreps("0e")[0].ir
@@ -118,6 +124,9 @@ class SteerableTensorProduct(nn.Module):
             raise ValueError(f"gate=True needs irreps_out with one leading 0e block, got {self.irreps_out}")
         self._num_scalars = scalars.dim
         self._gated = [(m, ir.dim) for m, ir in gated]
+        norm = gate_norm and len(self._gated) > 0
+        self._silu_scale = moment_scale(nn.functional.silu) if norm else 1.0
+        self._sigmoid_scale = moment_scale(torch.sigmoid) if norm else 1.0
         n_gates = sum(m for m, _ in self._gated) if gate else 0
         # the product writes [scalars, gates, gated]; scalars and gates are one 0e block
         tp_out = self.irreps_out if n_gates == 0 else Irreps(f"{scalars.dim + n_gates}x0e") + gated
@@ -168,10 +177,10 @@ class SteerableTensorProduct(nn.Module):
         if not self.gate:
             return z
         s = self._num_scalars
-        out = [nn.functional.silu(z[..., :s])]
+        out = [nn.functional.silu(z[..., :s]) * self._silu_scale]
         if self._gated:
             n_g = sum(m for m, _ in self._gated)
-            gates = torch.sigmoid(z[..., s:s + n_g])
+            gates = torch.sigmoid(z[..., s:s + n_g]) * self._sigmoid_scale
             off, goff = s + n_g, 0
             for m, d in self._gated:
                 block = z[..., off:off + m * d].unflatten(-1, (m, d)) * gates[..., goff:goff + m, None]
@@ -181,7 +190,7 @@ class SteerableTensorProduct(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}, product={self.product!r}, "
-                f"gate={self.gate}")
+                f"gate={self.gate}, gate_norm={self.gate_norm}")
 
 
 class SEGNNLayer(nn.Module):
@@ -202,15 +211,17 @@ class SEGNNLayer(nn.Module):
           ``(B, P, 2)`` for the ``P = N(N-1)`` ordered pairs; node attributes ``(B, N, attr.dim)``
     """
 
-    def __init__(self, hidden_irreps, attr_irreps, extra_irreps="2x0e", product: str = "cg") -> None:
+    def __init__(self, hidden_irreps, attr_irreps, extra_irreps="2x0e", product: str = "cg",
+                 gate_norm: bool = True) -> None:
         super().__init__()
         h = Irreps(hidden_irreps)
         self.hidden_irreps = h
         msg_in = h + h + Irreps(extra_irreps)
-        self.message_1 = SteerableTensorProduct(msg_in, attr_irreps, h, product=product, gate=True)
-        self.message_2 = SteerableTensorProduct(h, attr_irreps, h, product=product, gate=True)
-        self.update_1 = SteerableTensorProduct(h + h, attr_irreps, h, product=product, gate=True)
-        self.update_2 = SteerableTensorProduct(h, attr_irreps, h, product=product)
+        kw = dict(product=product, gate_norm=gate_norm)
+        self.message_1 = SteerableTensorProduct(msg_in, attr_irreps, h, gate=True, **kw)
+        self.message_2 = SteerableTensorProduct(h, attr_irreps, h, gate=True, **kw)
+        self.update_1 = SteerableTensorProduct(h + h, attr_irreps, h, gate=True, **kw)
+        self.update_2 = SteerableTensorProduct(h, attr_irreps, h, **kw)
 
     def reset_parameters(self) -> None:
         for m in (self.message_1, self.message_2, self.update_1, self.update_2):
@@ -252,6 +263,9 @@ class SEGNN(nn.Module):
         Highest degree of the attributes (default 1).
     product : {"cg", "gaunt"}
         The tensor product used everywhere.
+    gate_norm : bool
+        Scale the gate activations to unit second moment, as the reference code does through e3nn's
+        ``Gate`` (default True; False is the model of the N-body runs recorded before 2026-11-23).
 
     Shapes:
         - positions, velocities: ``(B, N, 3)`` or ``(N, 3)``
@@ -266,7 +280,7 @@ class SEGNN(nn.Module):
     """
 
     def __init__(self, hidden: int = 64, num_layers: int = 4, lmax: int = 1, lmax_attr: int = 1,
-                 product: str = "cg") -> None:
+                 product: str = "cg", gate_norm: bool = True) -> None:
         super().__init__()
         for name, val in (("hidden", hidden), ("num_layers", num_layers)):
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
@@ -277,13 +291,15 @@ class SEGNN(nn.Module):
         if product not in _PRODUCTS:
             raise ValueError(f"SEGNN: product must be one of {_PRODUCTS}, got {product!r}")
         self.hidden, self.num_layers, self.lmax, self.lmax_attr, self.product = hidden, num_layers, lmax, lmax_attr, product
+        self.gate_norm = gate_norm
         self.attr_irreps = _sh_irreps(lmax_attr)
         self.hidden_irreps = weight_balanced_irreps(hidden, self.attr_irreps, lmax)
         a, h = self.attr_irreps, self.hidden_irreps
-        self.embedding = SteerableTensorProduct("2x1o + 1x0e", a, h, product=product)
-        self.layers = nn.ModuleList(SEGNNLayer(h, a, product=product) for _ in range(num_layers))
-        self.readout_1 = SteerableTensorProduct(h, a, h, product=product, gate=True)
-        self.readout_2 = SteerableTensorProduct(h, a, "1x1o", product=product)
+        kw = dict(product=product, gate_norm=gate_norm)
+        self.embedding = SteerableTensorProduct("2x1o + 1x0e", a, h, **kw)
+        self.layers = nn.ModuleList(SEGNNLayer(h, a, **kw) for _ in range(num_layers))
+        self.readout_1 = SteerableTensorProduct(h, a, h, gate=True, **kw)
+        self.readout_2 = SteerableTensorProduct(h, a, "1x1o", **kw)
         self._pairs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def reset_parameters(self) -> None:
@@ -321,5 +337,5 @@ class SEGNN(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"hidden={self.hidden} ({self.hidden_irreps}), num_layers={self.num_layers}, lmax={self.lmax}, "
-                f"lmax_attr={self.lmax_attr}, product={self.product!r}")
+                f"lmax_attr={self.lmax_attr}, product={self.product!r}, gate_norm={self.gate_norm}")
 

@@ -3,6 +3,9 @@
 # --- equivariant linear layer (owner: tensor-product engineer) ---
 from equiv.nn._linear import Linear
 
+# --- activation scales (e3nn's normalize2mom) ---
+from equiv.nn.activation import moment_scale
+
 # --- frame averaging (owner: N-body engineer) ---
 from equiv.nn.frame_averaging import FrameAveraging, from_frames, pca_frames, to_frames
 
@@ -15,7 +18,7 @@ from equiv.nn.symmetric_contraction import SymmetricContraction, symmetric_coupl
 
 __all__ = [
     # linear
-    "Linear",
+    "Linear", "moment_scale",
     # frame averaging
     "FrameAveraging", "from_frames", "pca_frames", "to_frames",
     # PONITA blocks

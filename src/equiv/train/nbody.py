@@ -111,8 +111,8 @@ MODELS: dict[str, dict[str, Any]] = {
         paper="Puny et al., ICLR 2022", published_mse=0.0057,
     ),
     "segnn": dict(
-        build=_segnn, kwargs=dict(hidden=64, num_layers=4, lmax=1, product="cg"), group="O(3)",
-        train=dict(lr=5e-4, weight_decay=1e-8, batch_size=100, epochs=1000, scheduler="none", clip=None),
+        build=_segnn, kwargs=dict(hidden=64, num_layers=4, lmax=1, product="cg", gate_norm=True), group="O(3)",
+        train=dict(lr=5e-4, weight_decay=1e-12, batch_size=100, epochs=1000, scheduler="none", clip=None),
         paper="Brandstetter et al., ICLR 2022", published_mse=0.0043,
     ),
     "mlp": dict(
@@ -121,6 +121,15 @@ MODELS: dict[str, dict[str, Any]] = {
         paper="non-equivariant baseline on raw coordinates", published_mse=None,
     ),
 }
+
+
+#: Model options added after checkpoints were first written: their value in those older checkpoints.
+_LEGACY_KWARGS = {"segnn": {"gate_norm": False}}
+
+
+def checkpoint_model_kwargs(state: dict) -> dict:
+    """The model options a checkpoint was trained with (options it predates take their old value)."""
+    return {**_LEGACY_KWARGS.get(state.get("model"), {}), **state.get("model_kwargs", {})}
 
 
 def build_model(name: str, **kwargs) -> torch.nn.Module:
@@ -152,6 +161,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     state = load_checkpoint(path, map_location=map_location)
     if state.get("format") != _FORMAT:
         raise ValueError(f"path: {str(path)!r} is not an N-body checkpoint (format {state.get('format')!r})")
+    state["model_kwargs"] = checkpoint_model_kwargs(state)
     model = build_model(state["model"], **state["model_kwargs"])
     dtype = getattr(torch, state.get("dtype", "float32"))
     model = model.to(dtype=dtype)
@@ -337,6 +347,13 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
         ck = load_checkpoint(ckpt_path, map_location=device)
         if ck.get("format") != _FORMAT or ck.get("model") != cfg["model"]:
             raise ValueError(f"resume: {str(ckpt_path)!r} holds model {ck.get('model')!r}, not {cfg['model']!r}")
+        trained = checkpoint_model_kwargs(ck)
+        if trained != cfg["model_kwargs"]:
+            diff = {k: (trained.get(k), cfg["model_kwargs"].get(k)) for k in sorted(set(trained) | set(cfg["model_kwargs"]))
+                    if trained.get(k) != cfg["model_kwargs"].get(k)}
+            raise ValueError(
+                f"resume: {str(ckpt_path)!r} was trained with other model options (checkpoint, this run): {diff}; "
+                "pass the checkpoint's options (model_kwargs) to continue it, or start a new run in another folder")
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         if sched is not None and ck.get("scheduler") is not None:
