@@ -4,6 +4,7 @@
 #
 #   LIMIT=450 MODELS="egnn segnn ponita fa-gnn" bash benchmarks/gpu_nbody.sh            # first call
 #   RESUME=1 LIMIT=450 bash benchmarks/gpu_nbody.sh                                      # continue
+#   RESUME=1 FRESH="segnn" bash benchmarks/gpu_nbody.sh     # continue the others, restart the models in FRESH
 #
 # Runs from a source checkout without installing (PYTHONPATH=src). Writes runs/ and
 # benchmarks/results/nbody_*_gpu.*; with $OUT set, packs them into $OUT/*.tgz (one per checkpoint).
@@ -23,7 +24,8 @@ from equiv.data.nbody import generate_charged
 generate_charged(); print(f'data ready in {time.time()-t:.1f} s')"
 for m in $MODELS; do
   extra=""
-  [ -n "${RESUME:-}" ] && [ -f "runs/bench-nbody_${m//-/_}_gpu/checkpoint.pt" ] && extra="--resume"
+  case " ${FRESH:-} " in *" $m "*) fresh=1 ;; *) fresh="" ;; esac
+  [ -n "${RESUME:-}" ] && [ -z "$fresh" ] && [ -f "runs/bench-nbody_${m//-/_}_gpu/checkpoint.pt" ] && extra="--resume"
   python3 benchmarks/nbody.py --model "$m" --tag _gpu --device cuda --time-limit "$LIMIT" $extra \
     > "runs/nbody_$m.log" 2>&1 &
 done
