@@ -63,3 +63,15 @@ def test_module_uses_the_fused_product():
     fn = out.grad_fn if out.grad_fn.name() != "ViewBackward0" else out.grad_fn.next_functions[0][0]
     assert type(fn).__name__ == "_WeightedGauntBackward"
     assert torch.allclose(out, unfused_weighted_gaunt(tp._plan, x, y, w), atol=1e-13)
+
+
+def test_gather_rows_both_paths_equal_a_plain_gather():
+    from equiv.tp._gaunt_grid import gather_rows
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(37, 300, generator=g)
+    for k in (5, 127, 128, 300):  # below and above the transpose-first threshold
+        cols = torch.randperm(300, generator=g)[:k]
+        got = gather_rows(x[3:30], cols)
+        assert got.shape == (k, 27) and got.is_contiguous()
+        assert torch.equal(got, x[3:30, cols].t())
