@@ -67,6 +67,7 @@ def test_train_report_and_saved_model(data, tmp_path):
         assert m[key] > 0 and m[key] == m[key]
     assert m["energy_rmse"] >= m["energy_mae"] and m["forces_rmse"] >= m["forces_mae"]
     assert (out / "parity_test.png").stat().st_size > 1000
+    assert (out / "learning_curve.png").stat().st_size > 1000
     assert "F MAE (meV/Å)" in (out / "test_report.md").read_text()
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]

@@ -147,14 +147,17 @@ OPTIONS: list[Option] = [
            "fewer page faults per step", None, "run"),
     Option("progress", True, _bool, "show a progress bar", None, "run"),
     Option("test", True, _bool, "evaluate the best model on the test set(s) at the end", None, "run"),
-    Option("parity_plot", True, _bool, "write parity_<test>.png", None, "run"),
+    Option("parity_plot", True, _bool, "write parity_<test>.png (needs matplotlib)", None, "run"),
+    Option("learning_curve", True, _bool, "write learning_curve.png: errors against training time (needs "
+           "matplotlib)", None, "run"),
 ]
 
 DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS}
 _BY_NAME = {o.name: o for o in OPTIONS}
 #: Options that may differ between a checkpoint and the run resuming it.
 RESUME_MAY_CHANGE = {"epochs", "max_steps", "time_budget_minutes", "output_dir", "resume", "checkpoint_every",
-                     "device", "num_threads", "tune_malloc", "progress", "test", "parity_plot", "max_test", "valid_batch_size",
+                     "device", "num_threads", "tune_malloc", "progress", "test", "parity_plot", "learning_curve", "max_test",
+                     "valid_batch_size",
                      "patience"}
 
 

@@ -273,6 +273,16 @@ def _report_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _can_plot(what: str) -> bool:
+    """Whether matplotlib is installed (the ``plot`` extra); says what is skipped when it is not."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        print(f"matplotlib is not installed (pip install 'equiv[plot]'): {what} skipped", flush=True)
+        return False
+    return True
+
+
 def _hardware(device) -> str:
     import platform
 
@@ -512,6 +522,11 @@ def _train(cfg: dict, info) -> dict:
 
     if not model_path.exists():  # stopped before the first validation: export the current weights
         export_model()
+    if info.is_main and cfg["learning_curve"] and state["history"] and _can_plot("learning_curve.png"):
+        from equiv.train.curves import learning_curve
+
+        learning_curve(state["history"], out_dir / "learning_curve.png",
+                       title=f"{model_name} on {cfg['molecule'] if cfg['dataset'] == 'rmd17' else cfg['train_file']}")
     report = {"model": model_name, "data": cfg["molecule"] if cfg["dataset"] == "rmd17" else cfg["train_file"],
               "best_epoch": state["best_epoch"], "global_step": state["global_step"],
               "train_time_s": state["train_time_s"], "hardware": _hardware(device), "world_size": info.world_size,
@@ -539,7 +554,7 @@ def _test(cfg, tests, model_path, device, dtype, out_dir, report):
         m = acc.compute()
         m["n_structures"] = len(ds)
         report["tests"][name] = m
-        if cfg["parity_plot"]:
+        if cfg["parity_plot"] and _can_plot(f"parity_{name}.png"):
             parity_plot(pred["energy_ref"], pred["energy_pred"], pred["n_atoms"], pred["forces_ref"],
                         pred["forces_pred"], out_dir / f"parity_{name}.png",
                         title=f"{report['model']} on {report['data']} ({name})", metrics=m)
