@@ -355,3 +355,31 @@ def test_chunk_budgets_are_per_device_type():
     assert cpu == plan.chunk_size(64, 4, 10000)
     assert _budget.keep_bytes(7, torch.device("cpu")) == 7
     assert _budget.keep_bytes(7, torch.device("meta")) == _budget.ACCEL_KEEP_BYTES
+
+
+def test_engine_rows_no_path_reads_get_zero_gradient():
+    """A plan whose paths skip some input rows: the VJP writes each read block's first contribution
+    without a zero fill, so the unread rows must be zeroed explicitly (the buffer starts uninitialised)."""
+    import numpy as np
+
+    import equiv.tp._channelwise as cw
+
+    eye = np.eye(3)
+    paths = [cw.ChannelwisePath(0, 1, 0, 1, 0, 1, 0, np.ones((1, 1, 1))),
+             cw.ChannelwisePath(1, 3, 1, 3, 0, 1, 1, eye.reshape(3, 3, 1) / np.sqrt(3)),
+             cw.ChannelwisePath(0, 1, 1, 3, 1, 3, 2, eye.reshape(1, 3, 3)),
+             cw.ChannelwisePath(5, 1, 0, 1, 4, 1, 3, np.full((1, 1, 1), 0.5))]
+    plan = cw.ChannelwisePlan(paths, 6, 4, 5, 4)
+    assert plan.unread_x_blocks == [(4, 5)] and not any(cw._grouped(g) for g in plan.groups)
+    x = torch.randn(4, 6, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(4, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 4, 3, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(4, 5, 3, dtype=torch.float64)
+    for _ in range(3):  # fresh buffers each time, possibly holding earlier values
+        ours = torch.autograd.grad(cw.channelwise_product(plan, x, y, w), (x, y, w), g)
+        ref = torch.autograd.grad(cw._reference(plan, x, y, w), (x, y, w), g)
+        assert torch.equal(ours[0][:, 4], torch.zeros(4, 3, dtype=torch.float64))
+        for a, b in zip(ours, ref):
+            assert (a - b).abs().max() < 1e-12
+    assert torch.autograd.gradcheck(lambda *a: cw.channelwise_product(plan, *a), (x, y, w), fast_mode=True)
+    assert torch.autograd.gradgradcheck(lambda *a: cw.channelwise_product(plan, *a), (x, y, w), fast_mode=True)
