@@ -5,6 +5,7 @@
 #   LIMIT=450 MODELS="egnn segnn ponita fa-gnn" bash benchmarks/gpu_nbody.sh            # first call
 #   RESUME=1 LIMIT=450 bash benchmarks/gpu_nbody.sh                                      # continue
 #   RESUME=1 FRESH="segnn" bash benchmarks/gpu_nbody.sh     # continue the others, restart the models in FRESH
+#   RESUME=1 FRESH="segnn ponita" bash benchmarks/gpu_nbody.sh   # after the recipe changes of sessions 8 and 9
 #
 # Runs from a source checkout without installing (PYTHONPATH=src). Writes runs/ and
 # benchmarks/results/nbody_*_gpu.*; with $OUT set, packs them into $OUT/*.tgz (one per checkpoint).

@@ -104,3 +104,30 @@ def test_tensor_products_case_option():
                                "machine": {"cpu": "cpu", "torch_threads": 1, "torch": "2"}})
     assert "| gaunt | 16 | 1024 | 6 | 10.00 / 20.00 / 30.00 |" in text
     assert text.count("| gaunt | 16 | 1024 | 6 |") == 4  # three rounds and the summary
+
+
+def test_nbody_learning_curves_figure(tmp_path, monkeypatch):
+    """`benchmarks/nbody.py --table` draws one panel per model from the results' histories (quick runs
+    and results without a history are left out) and links the figure from nbody.md."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("nbody_bench", benchmarks_dir() / "nbody.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "RESULTS", tmp_path)
+    eq = {"rel_proper": 1e-16, "rel_improper": 1e-16}
+    base = dict(model_kwargs={}, published_test_mse=0.0071, test_mse=0.007, best_valid_mse=0.008, best_epoch=2,
+                epochs_run=3, epochs_planned=3, stop_reason="epochs", wall_time_s=10.0, mean_epoch_s=3.0, device="cpu",
+                equivariance=eq)
+    hist = {"epoch": [1, 2, 3], "train_mse": [0.1, 0.01, 0.005], "valid_mse": [0.1, 0.008, None]}
+    (tmp_path / "nbody_egnn_cpu.json").write_text(json.dumps(dict(base, model="egnn", history=hist)))
+    (tmp_path / "nbody_quick_egnn.json").write_text(json.dumps(dict(base, model="egnn", history=hist)))
+    (tmp_path / "nbody_segnn_gpu.json").write_text(json.dumps(dict(base, model="segnn")))
+    assert not (tmp_path / "nbody.png").exists()
+    md = mod.write_table().read_text()
+    assert (tmp_path / "nbody.png").stat().st_size > 5000 and "![N-body learning curves](nbody.png)" in md
+    assert md.count("| egnn_cpu |") == 1 and md.count("| segnn_gpu |") == 1
+    (tmp_path / "nbody_egnn_cpu.json").write_text(json.dumps(dict(base, model="egnn")))
+    (tmp_path / "nbody.png").unlink()
+    assert "nbody.png" not in mod.write_table().read_text() and not (tmp_path / "nbody.png").exists()

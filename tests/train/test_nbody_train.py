@@ -27,6 +27,9 @@ def test_train_writes_results_and_loadable_best(tmp_path):
     assert data["test_mse"] == r["test_mse"] and 0 < data["test_mse"] < 10
     assert data["equivariance"]["max_rel"] < 1e-12  # EGNN is exactly E(3)-equivariant
     assert data["settings"]["num_train"] == 40
+    h = data["history"]  # the learning curve, for benchmarks/nbody.py's figure
+    assert h["epoch"] == [1, 2] and all(0 < v < 10 for v in h["train_mse"] + h["valid_mse"])
+    assert min(h["valid_mse"]) == pytest.approx(data["best_valid_mse"], rel=1e-5)
     model = load_model(tmp_path / "run" / "best.pt")
     assert model.nbody_name == "egnn" and not model.training
     # the loaded model reproduces the recorded test MSE
@@ -74,6 +77,7 @@ def test_bad_options(tmp_path):
 def test_val_every_and_time_limit(tmp_path):
     r = train_nbody(SMALL, epochs=3, val_every=2, out=str(tmp_path / "v"))
     assert r["epochs_run"] == 3 and r["best_epoch"] in (2, 3)
+    assert r["history"]["valid_mse"][0] is None and r["history"]["valid_mse"][1] is not None  # epoch 1 not validated
     r = train_nbody(SMALL, epochs=50, val_every=5, time_limit=0.0, out=str(tmp_path / "t"))
     assert r["epochs_run"] == 1 and r["stop_reason"] == "time_limit" and r["best_epoch"] == 1
 
@@ -108,3 +112,39 @@ def test_segnn_checkpoints_before_gate_norm_load_with_the_plain_gate():
     assert checkpoint_model_kwargs(dict(old, model_kwargs=dict(old["model_kwargs"], gate_norm=True)))["gate_norm"]
     assert checkpoint_model_kwargs(dict(model="egnn", model_kwargs=dict(hidden=8))) == dict(hidden=8)
     assert build_model("segnn", hidden=8, num_layers=1).gate_norm is True
+
+
+def test_resume_with_other_training_settings_is_an_error(tmp_path):
+    train_nbody(SMALL, epochs=1, out=str(tmp_path / "r"))
+    with pytest.raises(ValueError, match="other settings.*'lr': \\(0.001, 0.002\\)"):
+        train_nbody({**SMALL, "lr": 2e-3}, epochs=2, out=str(tmp_path / "r"), resume=True)
+    train_nbody({**SMALL, "scheduler": "cosine-warmup"}, epochs=2, out=str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="'epochs': \\(2, 4\\)"):  # the schedule's length
+        train_nbody({**SMALL, "scheduler": "cosine-warmup"}, epochs=4, out=str(tmp_path / "c"), resume=True)
+    r = train_nbody({**SMALL, "scheduler": "cosine-warmup"}, epochs=2, time_limit=60, out=str(tmp_path / "c"),
+                    resume=True)  # same settings: resumes (nothing left to run)
+    assert r["epochs_run"] == 2
+
+
+def test_cosine_warmup_schedule_follows_the_reference_formula(tmp_path):
+    import math
+
+    from equiv.train.nbody import MODELS, lr_factor
+
+    assert MODELS["ponita"]["train"]["scheduler"] == "cosine-warmup" and MODELS["ponita"]["train"]["warmup"] == 10
+    assert lr_factor(0, 10000, 10) == 0.0 and lr_factor(10000, 10000, 10) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(5, 10000, 10) == pytest.approx(0.5 * 0.5 * (1 + math.cos(math.pi * 5 / 10000)))
+    assert lr_factor(11, 10000, 0) == pytest.approx(0.5 * (1 + math.cos(math.pi * 11 / 10000)))
+    r = train_nbody({**SMALL, "scheduler": "cosine-warmup", "warmup": 2}, epochs=4, out=str(tmp_path / "w"))
+    assert r["settings"]["scheduler"] == "cosine-warmup" and r["settings"]["warmup"] == 2
+    ck = torch.load(tmp_path / "w" / "checkpoint.pt", weights_only=False)
+    assert ck["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * lr_factor(4, 4, 2), abs=1e-15)
+    # epoch 1 runs at learning rate 0 (factor 0), as in the reference: the weights do not move
+    frozen = train_nbody({**SMALL, "scheduler": "cosine-warmup", "warmup": 2}, epochs=1, out=str(tmp_path / "z"))
+    assert frozen["history"]["train_mse"][0] > 0
+    a = torch.load(tmp_path / "z" / "checkpoint.pt", weights_only=False)["state_dict"]
+    torch.manual_seed(SMALL.get("seed", 0))
+    from equiv.train.nbody import build_model
+
+    b = build_model("egnn", **SMALL["model_kwargs"]).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in b)
