@@ -118,26 +118,15 @@ def write_curves() -> bool:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    from equiv.train.curves import mse_curve
+
     cols = min(3, len(runs))
     rows = -(-len(runs) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
     for ax, (model, items) in zip(axes.flat, sorted(runs.items())):
-        for i, (name, r) in enumerate(items):
-            h, color = r["history"], f"C{i}"
-            valid = [(e, v) for e, v in zip(h["epoch"], h["valid_mse"]) if v is not None]
-            ax.plot(h["epoch"], h["train_mse"], lw=0.6, alpha=0.6, color=color)
-            ax.plot(*zip(*valid), lw=1.1, color=color,
-                    label=f"{name}: test {r['test_mse']:.5f} (best epoch {r['best_epoch']})")
-            best = dict(valid).get(r["best_epoch"])
-            if best is not None:
-                ax.plot([r["best_epoch"]], [best], "o", ms=4, color=color)
-        pub = items[0][1].get("published_test_mse")
-        if pub:
-            ax.axhline(pub, color="k", ls="--", lw=0.8, label=f"published {pub}")
-        ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="MSE (thin: training, thick: validation)",
-               title=model)
-        ax.grid(alpha=0.3, which="both", lw=0.4)
-        ax.legend(fontsize=7)
+        mse_curve([{"label": f"{name}: test {r['test_mse']:.5f} (best epoch {r['best_epoch']})", "history": r["history"],
+                    "best_epoch": r["best_epoch"]} for name, r in items],
+                  title=model, published=items[0][1].get("published_test_mse"), ax=ax)
     for ax in list(axes.flat)[len(runs):]:
         ax.set_visible(False)
     fig.suptitle("Charged 5-body: learning curves of the recorded runs", fontsize=10)

@@ -74,3 +74,15 @@ def test_training_without_matplotlib_skips_plots(tmp_path, monkeypatch, capsys):
     assert not list((tmp_path / "run").glob("*.png"))
     said = capsys.readouterr().out
     assert "learning_curve.png skipped" in said and "parity_test.png skipped" in said
+
+
+def test_mse_curve_best_points_and_errors(tmp_path):
+    h1 = {"epoch": [1, 2, 3, 4], "train_mse": [0.1, 0.05, 0.01, 0.005], "valid_mse": [0.2, 0.1, 0.12, None]}
+    h2 = {"epoch": [1, 2], "train_mse": [0.3, 0.2], "valid_mse": [None, None]}  # never validated: no curve
+    best = curves.mse_curve([{"label": "a", "history": h1, "best_epoch": 2}, {"label": "b", "history": h2}],
+                            tmp_path / "m.png", title="t", published=0.0043)
+    assert best == {"a": (2, 0.1)} and (tmp_path / "m.png").stat().st_size > 5000
+    with pytest.raises(ValueError, match="no runs"):
+        curves.mse_curve([], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="either"):
+        curves.mse_curve([{"label": "a", "history": h1}])

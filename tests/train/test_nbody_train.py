@@ -30,6 +30,7 @@ def test_train_writes_results_and_loadable_best(tmp_path):
     h = data["history"]  # the learning curve, for benchmarks/nbody.py's figure
     assert h["epoch"] == [1, 2] and all(0 < v < 10 for v in h["train_mse"] + h["valid_mse"])
     assert min(h["valid_mse"]) == pytest.approx(data["best_valid_mse"], rel=1e-5)
+    assert (tmp_path / "run" / "learning_curve.png").stat().st_size > 5000
     model = load_model(tmp_path / "run" / "best.pt")
     assert model.nbody_name == "egnn" and not model.training
     # the loaded model reproduces the recorded test MSE

@@ -1,4 +1,5 @@
-"""Learning curves of a potential's training run, written with matplotlib's Agg.
+"""Learning curves of training runs (potentials: `learning_curve`; N-body: `mse_curve`), drawn with
+matplotlib's Agg.
 
 `equiv train potential` appends one record per epoch to ``history.json``::
 
@@ -18,7 +19,7 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["learning_curve", "load_history"]
+__all__ = ["learning_curve", "load_history", "mse_curve"]
 
 #: (key in the records, axis label) of the two panels.
 PANELS = (("energy_mae", "energy MAE (meV)"), ("forces_mae", "force MAE (meV/Å)"))
@@ -119,3 +120,68 @@ def learning_curve(history, path: str | os.PathLike | None = None, *, title: str
                              "energy_mae": best[1]["valid"].get("energy_mae"),
                              "forces_mae": best[1]["valid"]["forces_mae"]}
     return out
+
+
+def mse_curve(runs, path: str | os.PathLike | None = None, *, title: str = "", published: float | None = None,
+              ax=None) -> dict:
+    r"""Training (thin) and validation (thick) MSE per epoch of one or more N-body runs, on log axes.
+
+    Parameters
+    ----------
+    runs : list of dict
+        Each with ``label``, ``history`` (columns ``{"epoch", "train_mse", "valid_mse"}`` as in the
+        results of `equiv.train.nbody.train_nbody`; ``None`` where an epoch was not validated) and
+        optionally ``best_epoch`` (marked).
+    path : str or os.PathLike, optional
+        Output PNG (a new figure). Leave out when drawing into ``ax``.
+    title : str
+    published : float, optional
+        A published test MSE, drawn as a dashed line.
+    ax : matplotlib axes, optional
+
+    Returns
+    -------
+    dict
+        ``label -> (epoch, validation MSE)`` of each run's lowest validation MSE.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> h = {"epoch": [1, 2, 3], "train_mse": [0.1, 0.01, 0.005], "valid_mse": [0.1, None, 0.02]}
+    >>> mse_curve([{"label": "egnn", "history": h}], os.path.join(tempfile.mkdtemp(), "c.png"), published=0.0071)
+    {'egnn': (3, 0.02)}
+    """
+    if not runs:
+        raise ValueError("mse_curve: no runs to draw")
+    if (path is None) == (ax is None):
+        raise ValueError("mse_curve: give either an output path or the axes to draw into")
+    import matplotlib
+
+    if ax is None:
+        matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+    best = {}
+    for i, run in enumerate(runs):
+        h, color = run["history"], f"C{i}"
+        valid = [(e, v) for e, v in zip(h["epoch"], h["valid_mse"]) if v is not None]
+        ax.plot(h["epoch"], h["train_mse"], lw=0.6, alpha=0.6, color=color)
+        if valid:
+            ax.plot(*zip(*valid), lw=1.1, color=color, label=run["label"])
+            best[run["label"]] = min(valid, key=lambda ev: ev[1])
+            at = dict(valid).get(run.get("best_epoch"))
+            if at is not None:
+                ax.plot([run["best_epoch"]], [at], "o", ms=4, color=color)
+    if published:
+        ax.axhline(published, color="k", ls="--", lw=0.8, label=f"published {published}")
+    ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="MSE (thin: training, thick: validation)", title=title)
+    ax.grid(alpha=0.3, which="both", lw=0.4)
+    ax.legend(fontsize=7)
+    if fig is not None:
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return best

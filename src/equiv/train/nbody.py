@@ -261,6 +261,7 @@ DEFAULTS: dict[str, Any] = dict(
     num_train=3000, num_valid=2000, num_test=2000, augment="none", out=None, results=None, resume=False,
     device="auto", seed=0, dtype="float32", threads=None, time_limit=None, patience=None,
     model_kwargs=None, progress=True, equivariance_systems=8, data_seed=43, compile=False, val_every=1,
+    learning_curve=True,
 )
 
 
@@ -366,7 +367,8 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
     training system), ``out`` (run folder), ``results`` (JSON path), ``resume``, ``device``, ``seed``,
     ``dtype``, ``threads``, ``time_limit`` (seconds of training in this call), ``patience`` (epochs
     without validation improvement before stopping), ``val_every`` (validate every this many epochs),
-    ``compile`` (``torch.compile`` the model), ``model_kwargs``, ``progress``.
+    ``compile`` (``torch.compile`` the model), ``model_kwargs``, ``progress``, ``learning_curve`` (write
+    ``<out>/learning_curve.png``, default True; needs matplotlib).
     """
     cfg = _resolve({**(config or {}), **kwargs})
     device = _device(cfg["device"])
@@ -540,6 +542,17 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
     tmp = results.with_suffix(results.suffix + ".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, results)
+    if cfg["learning_curve"] and state["history"]:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            print("matplotlib is not installed (pip install 'equiv[plot]'): learning_curve.png skipped")
+        else:
+            from equiv.train.curves import mse_curve
+
+            mse_curve([{"label": f"{cfg['model']}: test {result['test_mse']:.5f}", "history": result["history"],
+                        "best_epoch": result["best_epoch"]}], out / "learning_curve.png",
+                      title=f"charged 5-body, {cfg['model']}", published=result["published_test_mse"])
     if cfg["progress"]:
         print(f"{cfg['model']}: test MSE {result['test_mse']:.5f} at best validation epoch {result['best_epoch']} "
               f"({epochs_run} epochs, {train_seconds:.0f} s); equivariance error (float64, relative) "
@@ -622,6 +635,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--val-every", type=int, default=1, help="validate every this many epochs (default 1)")
     r.add_argument("--compile", action="store_true", help="torch.compile the model (useful on GPU)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-learning-curve", action="store_true", help="do not write <out>/learning_curve.png")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -631,6 +645,7 @@ def run(args: argparse.Namespace) -> int:
                                           "dtype", "threads", "seed", "val_every", "compile")}
     cfg["model_kwargs"] = dict(args.model_arg) or None
     cfg["progress"] = not args.no_progress
+    cfg["learning_curve"] = not args.no_learning_curve
     try:
         train_nbody(cfg)
     except ValueError as exc:
