@@ -41,5 +41,7 @@ def run(args: argparse.Namespace) -> int:
                                                                 if published else ""))
     print(f"  equivariance error       {eq['rel_proper']:.1e} rotations, {eq['rel_improper']:.1e} reflections "
           f"(relative, float64, with translations and permutations)")
+    if args.out:
+        print(f"  learning curve           {args.out}/learning_curve.png (model: {args.out}/best.pt)")
     print(f"  total                    {time.perf_counter() - t0:.0f} s")
     return 0
