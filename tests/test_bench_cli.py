@@ -104,6 +104,19 @@ def test_tensor_products_case_option():
                                "machine": {"cpu": "cpu", "torch_threads": 1, "torch": "2"}})
     assert "| gaunt | 16 | 1024 | 6 | 10.00 / 20.00 / 30.00 |" in text
     assert text.count("| gaunt | 16 | 1024 | 6 |") == 4  # three rounds and the summary
+    # the main results' target summary quotes the repeats' medians (same allocator, not --quick)
+    import json
+    import tempfile
+    from pathlib import Path
+
+    cases = Path(tempfile.mkdtemp()) / "cases.json"
+    cg = [dict(section="cg", C=64, B=1024, L=2, ratio_fwd_bwd=v) for v in (1.7, 2.1, 2.2)]
+    cases.write_text(json.dumps({"command": "cmd", "malloc": "default", "rows": rows + cg}))
+    lines = mod.repeated_targets({"command": "benchmarks/tensor_products.py", "malloc": "default"}, cases)
+    assert "  - gaunt C=16 batch 1024 L=6: 20.00x (10.00-30.00, 3 rounds) (MET, target 20x)" in lines
+    assert "  - cg C=64 batch 1024 L=2: 2.10x (1.70-2.20, 3 rounds) (MET, target 2x)" in lines
+    assert mod.repeated_targets({"command": "x --quick", "malloc": "default"}, cases) == []
+    assert mod.repeated_targets({"command": "x", "malloc": "tuned"}, cases) == []
 
 
 def test_nbody_learning_curves_figure(tmp_path, monkeypatch):
