@@ -26,6 +26,20 @@ PANELS = (("energy_mae", "energy MAE (meV)"), ("forces_mae", "force MAE (meV/Å)
 _REF_COLORS = ("tab:green", "tab:purple", "tab:brown", "tab:gray", "tab:olive", "tab:cyan")
 
 
+def _pyplot(caller: str, path, axes):
+    """matplotlib.pyplot, with the Agg backend when drawing a new figure to ``path``; exactly one of
+    ``path`` and ``axes`` must be given."""
+    if (path is None) == (axes is None):
+        raise ValueError(f"{caller}: give either an output path or the axes to draw into")
+    import matplotlib
+
+    if axes is None:
+        matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def load_history(path: str | os.PathLike) -> list[dict]:
     """The per-epoch records of a run: ``path`` is ``history.json`` or the run's folder."""
     path = Path(path)
@@ -73,14 +87,7 @@ def learning_curve(history, path: str | os.PathLike | None = None, *, title: str
         history = load_history(history)
     if not history:
         raise ValueError("learning_curve: the history is empty (no epoch has finished yet)")
-    if (path is None) == (axes is None):
-        raise ValueError("learning_curve: give either an output path or the axes to draw into")
-    import matplotlib
-
-    if axes is None:
-        matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot("learning_curve", path, axes)
     hours = [r["time_s"] / 3600 for r in history]
     valid = [(h, r) for h, r in zip(hours, history) if r.get("valid")]
     best = min(valid, key=lambda hr: hr[1]["valid"]["forces_mae"]) if valid else None
@@ -153,14 +160,7 @@ def mse_curve(runs, path: str | os.PathLike | None = None, *, title: str = "", p
     """
     if not runs:
         raise ValueError("mse_curve: no runs to draw")
-    if (path is None) == (ax is None):
-        raise ValueError("mse_curve: give either an output path or the axes to draw into")
-    import matplotlib
-
-    if ax is None:
-        matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot("mse_curve", path, ax)
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.5, 4))
