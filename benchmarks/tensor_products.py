@@ -357,20 +357,16 @@ def repeated_targets(results: dict, path=None) -> list[str]:
     path = Path(path or common.RESULTS / "tensor_products_cases.json")
     if not path.exists() or "--quick" in results.get("command", ""):
         return []
-    cases = json.loads(path.read_text())
-    if cases.get("malloc", "default") != results.get("malloc", "default"):
+    latest = latest_cases(json.loads(path.read_text()), results.get("malloc", "default"))
+    if not latest:
         return []
-    groups: dict = {}
-    for r in cases["rows"]:
-        groups.setdefault((r["section"], r["C"], r["B"], r["L"]), []).append(r["ratio_fwd_bwd"])
-    out = [f"- Repeated cases (`tensor_products_cases.md`, `{cases['command']}`), forward+backward ratio median "
+    out = ["- Repeated cases (`tensor_products_cases.md`, the newest run of each), forward+backward ratio median "
            "(min-max) over rounds:"]
-    for (section, C, B, L), v in sorted(groups.items()):
-        v = sorted(v)
+    for (section, C, B, L), (k, run, v) in sorted(latest.items()):
         goal = 2 if section.startswith("cg") else {6: 20, 8: 50}.get(L)
         verdict = "" if goal is None else f" ({'MET' if v[len(v) // 2] >= goal else 'MISSED'}, target {goal}x)"
-        out.append(f"  - {section} C={C} batch {B} L={L}: {v[len(v) // 2]:.2f}x ({v[0]:.2f}-{v[-1]:.2f}, "
-                   f"{len(v)} rounds){verdict}")
+        out.append(f"  - {section} C={C} batch {B} L={L}: {v[len(v) // 2]:.3f}x ({v[0]:.2f}-{v[-1]:.2f}, "
+                   f"{len(v)} rounds, run {k}, code {run.get('commit') or '?'}){verdict}")
     return out
 
 
@@ -477,27 +473,64 @@ def run_cases(o3, cases, rounds: int, repeat: int) -> dict:
     return {"rows": rows}
 
 
+def _git_commit() -> str | None:
+    """The checkout's short commit hash (which code a case run measured), if git is there."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def case_runs(results: dict) -> list[dict]:
+    """The runs of a cases file, oldest first (a file from before runs were kept is one run)."""
+    return list(results.get("runs") or ([results] if results.get("rows") else []))
+
+
+def latest_cases(results: dict, malloc: str | None = None) -> dict:
+    """``(section, C, B, L) -> (run number from 1, run, [fwd+bwd ratios])`` from the newest run that
+    measured each case (only runs with allocator setting ``malloc``, if given)."""
+    out = {}
+    for k, run in enumerate(case_runs(results), 1):
+        if malloc is not None and run.get("malloc", "default") != malloc:
+            continue
+        groups: dict = {}
+        for r in run["rows"]:
+            groups.setdefault((r["section"], r["C"], r["B"], r["L"]), []).append(r["ratio_fwd_bwd"])
+        for key, v in groups.items():
+            out[key] = (k, run, sorted(v))
+    return out
+
+
 def cases_markdown(results: dict) -> str:
-    m = results["machine"]
+    runs = case_runs(results)
     lines = ["# Tensor products: repeated single cases (equiv vs e3nn)", "",
-             f"Command: `{results['command']}` ({results['wall_s'] / 60:.1f} min). CPU: {m['cpu']}, "
-             f"{m['torch_threads']} thread(s), torch {m['torch']}, e3nn {m.get('e3nn', '?')}, load average at "
-             f"start/end {results['load_start']} / {m.get('load_average_1_5_15min')}.", "",
              "Each round builds fresh modules and inputs and times them interleaved with e3nn (medians of "
-             f"{results['repeat']} repeats, process CPU time with one thread); the spread across rounds is how far one "
-             "run's ratio can move on this shared machine.", "",
-             "| section | C | batch | L | round | ours fwd (ms) | e3nn fwd (ms) | ratio fwd | ratio fwd+bwd |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    groups = {}
-    for r in results["rows"]:
-        ours = r["ours"]
-        lines.append(f"| {r['section']} | {r['C']} | {r['B']} | {r['L']} | {r['round'] + 1} | {_fmt(_ms(r, f'{ours}_fwd'))} | "
-                     f"{_fmt(_ms(r, 'e3nn_fwd'))} | {_fmt(r['ratio_fwd'], '.2f')} | {_fmt(r['ratio_fwd_bwd'], '.2f')} |")
-        groups.setdefault((r["section"], r["C"], r["B"], r["L"]), []).append(r["ratio_fwd_bwd"])
-    lines += ["", "| section | C | batch | L | fwd+bwd ratio min / median / max |", "|---|---|---|---|---|"]
-    for (sec, C, B, L), v in groups.items():
-        v = sorted(v)
-        lines.append(f"| {sec} | {C} | {B} | {L} | {v[0]:.2f} / {v[len(v) // 2]:.2f} / {v[-1]:.2f} |")
+             "repeats, process CPU time with one thread); the spread across rounds is how far one run's ratio "
+             "can move on this shared machine. Runs are kept: a later run of a case replaces it in the summary.",
+             "", "| section | C | batch | L | fwd+bwd ratio min / median / max | rounds | run (code) |",
+             "|---|---|---|---|---|---|---|"]
+    for (sec, C, B, L), (k, run, v) in sorted(latest_cases(results).items()):
+        lines.append(f"| {sec} | {C} | {B} | {L} | {v[0]:.2f} / {v[len(v) // 2]:.2f} / {v[-1]:.2f} | {len(v)} | "
+                     f"{k} ({run.get('commit') or '?'}) |")
+    for k, run in enumerate(runs, 1):
+        m = run["machine"]
+        lines += ["", f"## Run {k}", "",
+                  f"Command: `{run['command']}` ({run['wall_s'] / 60:.1f} min), code {run.get('commit') or '?'}"
+                  + (f" ({run['note']})" if run.get("note") else "") + f". CPU: {m['cpu']}, {m['torch_threads']} "
+                  f"thread(s), torch {m['torch']}, e3nn {m.get('e3nn', '?')}, malloc {run.get('malloc', 'default')}, "
+                  f"{run['repeat']} repeats per timing, load average at start/end {run['load_start']} / "
+                  f"{m.get('load_average_1_5_15min')}.", "",
+                  "| section | C | batch | L | round | ours fwd (ms) | e3nn fwd (ms) | ratio fwd | ratio fwd+bwd |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in run["rows"]:
+            ours = r["ours"]
+            lines.append(f"| {r['section']} | {r['C']} | {r['B']} | {r['L']} | {r['round'] + 1} | "
+                         f"{_fmt(_ms(r, f'{ours}_fwd'))} | {_fmt(_ms(r, 'e3nn_fwd'))} | {_fmt(r['ratio_fwd'], '.2f')} | "
+                         f"{_fmt(r['ratio_fwd_bwd'], '.2f')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -533,11 +566,13 @@ def main() -> int:
 
     if args.case:
         t0 = time.perf_counter()
-        results = {"command": " ".join(["benchmarks/tensor_products.py"] + sys.argv[1:]), "malloc": args.malloc,
-                   "repeat": 5, "load_start": common.machine_info().get("load_average_1_5_15min"),
-                   **run_cases(o3, args.case, args.rounds, 5)}
-        results["machine"] = common.machine_info()
-        results["wall_s"] = time.perf_counter() - t0
+        run = {"command": " ".join(["benchmarks/tensor_products.py"] + sys.argv[1:]), "malloc": args.malloc,
+               "commit": _git_commit(), "repeat": 5, "load_start": common.machine_info().get("load_average_1_5_15min"),
+               **run_cases(o3, args.case, args.rounds, 5)}
+        run["machine"] = common.machine_info()
+        run["wall_s"] = time.perf_counter() - t0
+        path = common.RESULTS / "tensor_products_cases.json"
+        results = {"runs": case_runs(json.loads(path.read_text()) if path.exists() else {}) + [run]}
         paths = common.write_results("tensor_products_cases", results, cases_markdown(results))
         print("wrote", ", ".join(str(p) for p in paths))
         return 0

@@ -100,23 +100,33 @@ def test_tensor_products_case_option():
 
     rows = [row(0, 0.01, 0.02), row(1, 0.02, 0.04), row(2, 0.01, 0.01)]
     assert [r["ratio_fwd_bwd"] for r in rows] == pytest.approx([20.0, 10.0, 30.0])
-    text = mod.cases_markdown({"command": "x", "wall_s": 60.0, "repeat": 5, "load_start": [1, 1, 1], "rows": rows,
-                               "machine": {"cpu": "cpu", "torch_threads": 1, "torch": "2"}})
-    assert "| gaunt | 16 | 1024 | 6 | 10.00 / 20.00 / 30.00 |" in text
-    assert text.count("| gaunt | 16 | 1024 | 6 |") == 4  # three rounds and the summary
-    # the main results' target summary quotes the repeats' medians (same allocator, not --quick)
+    machine = {"cpu": "cpu", "torch_threads": 1, "torch": "2"}
+    run1 = {"command": "x", "commit": "aaa", "wall_s": 60.0, "repeat": 5, "load_start": [1, 1, 1], "rows": rows,
+            "machine": machine}
+    cg = [dict(section="cg", C=64, B=1024, L=2, round=i, ours="equiv", ratio_fwd=1.5, ratio_fwd_bwd=v,
+               times={"e3nn_fwd": {"median_s": 0.2}, "equiv_fwd": {"median_s": 0.1}}) for i, v in enumerate((1.7, 2.1, 2.2))]
+    run2 = dict(run1, command="y", commit="bbb", rows=cg + [dict(rows[0], round=0, ratio_fwd_bwd=25.0)])
+    # a file from before runs were kept is one run; the summary takes the newest run of each case
+    assert mod.case_runs(run1) == [run1] and mod.case_runs({"runs": [run1, run2]}) == [run1, run2]
+    text = mod.cases_markdown({"runs": [run1, run2]})
+    assert "| gaunt | 16 | 1024 | 6 | 25.00 / 25.00 / 25.00 | 1 | 2 (bbb) |" in text
+    assert "| cg | 64 | 1024 | 2 | 1.70 / 2.10 / 2.20 | 3 | 2 (bbb) |" in text
+    assert "## Run 1" in text and "## Run 2" in text and text.count("| gaunt | 16 | 1024 | 6 |") == 5  # 3 + 1 + summary
+    only1 = mod.cases_markdown(run1)
+    assert "| gaunt | 16 | 1024 | 6 | 10.00 / 20.00 / 30.00 | 3 | 1 (aaa) |" in only1
+    # the main results' target summary quotes the newest repeats' medians (same allocator, not --quick)
     import json
     import tempfile
     from pathlib import Path
 
     cases = Path(tempfile.mkdtemp()) / "cases.json"
-    cg = [dict(section="cg", C=64, B=1024, L=2, ratio_fwd_bwd=v) for v in (1.7, 2.1, 2.2)]
-    cases.write_text(json.dumps({"command": "cmd", "malloc": "default", "rows": rows + cg}))
+    cases.write_text(json.dumps({"runs": [dict(run1, malloc="default"), dict(run2, malloc="tuned")]}))
     lines = mod.repeated_targets({"command": "benchmarks/tensor_products.py", "malloc": "default"}, cases)
-    assert "  - gaunt C=16 batch 1024 L=6: 20.00x (10.00-30.00, 3 rounds) (MET, target 20x)" in lines
-    assert "  - cg C=64 batch 1024 L=2: 2.10x (1.70-2.20, 3 rounds) (MET, target 2x)" in lines
+    assert "  - gaunt C=16 batch 1024 L=6: 20.000x (10.00-30.00, 3 rounds, run 1, code aaa) (MET, target 20x)" in lines
+    assert not any("cg C=64" in line for line in lines)  # measured with the other allocator setting only
+    tuned = mod.repeated_targets({"command": "x", "malloc": "tuned"}, cases)
+    assert "  - cg C=64 batch 1024 L=2: 2.100x (1.70-2.20, 3 rounds, run 2, code bbb) (MET, target 2x)" in tuned
     assert mod.repeated_targets({"command": "x --quick", "malloc": "default"}, cases) == []
-    assert mod.repeated_targets({"command": "x", "malloc": "tuned"}, cases) == []
 
 
 def test_nbody_learning_curves_figure(tmp_path, monkeypatch):
