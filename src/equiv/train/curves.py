@@ -19,11 +19,21 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["learning_curve", "load_history", "mse_curve"]
+__all__ = ["can_plot", "learning_curve", "load_history", "mse_curve"]
 
 #: (key in the records, axis label) of the two panels.
 PANELS = (("energy_mae", "energy MAE (meV)"), ("forces_mae", "force MAE (meV/Å)"))
 _REF_COLORS = ("tab:green", "tab:purple", "tab:brown", "tab:gray", "tab:olive", "tab:cyan")
+
+
+def can_plot(what: str) -> bool:
+    """Whether matplotlib is installed (the ``plot`` extra); prints what is skipped when it is not."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        print(f"matplotlib is not installed (pip install 'equiv[plot]'): {what} skipped", flush=True)
+        return False
+    return True
 
 
 def _pyplot(caller: str, path, axes):

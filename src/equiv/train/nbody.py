@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from equiv.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from equiv.train.curves import can_plot, mse_curve
 
 __all__ = [
     "MODELS",
@@ -542,17 +543,10 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
     tmp = results.with_suffix(results.suffix + ".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, results)
-    if cfg["learning_curve"] and state["history"]:
-        import importlib.util
-
-        if importlib.util.find_spec("matplotlib") is None:
-            print("matplotlib is not installed (pip install 'equiv[plot]'): learning_curve.png skipped")
-        else:
-            from equiv.train.curves import mse_curve
-
-            mse_curve([{"label": f"{cfg['model']}: test {result['test_mse']:.5f}", "history": result["history"],
-                        "best_epoch": result["best_epoch"]}], out / "learning_curve.png",
-                      title=f"charged 5-body, {cfg['model']}", published=result["published_test_mse"])
+    if cfg["learning_curve"] and state["history"] and can_plot("learning_curve.png"):
+        mse_curve([{"label": f"{cfg['model']}: test {result['test_mse']:.5f}", "history": result["history"],
+                    "best_epoch": result["best_epoch"]}], out / "learning_curve.png",
+                  title=f"charged 5-body, {cfg['model']}", published=result["published_test_mse"])
     if cfg["progress"]:
         print(f"{cfg['model']}: test MSE {result['test_mse']:.5f} at best validation epoch {result['best_epoch']} "
               f"({epochs_run} epochs, {train_seconds:.0f} s); equivariance error (float64, relative) "

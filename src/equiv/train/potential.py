@@ -51,6 +51,7 @@ from equiv.data.rmd17 import rmd17_splits
 from equiv.models import get_potential_class
 from equiv.train._potential_config import DEFAULTS, RESUME_MAY_CHANGE, add_options, resolve_config
 from equiv.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from equiv.train.curves import can_plot
 from equiv.train.distributed import all_reduce_sum, barrier, cleanup_distributed, init_distributed, rank_zero_print
 from equiv.train.ema import ExponentialMovingAverage
 from equiv.train.forces import predict_properties
@@ -271,16 +272,6 @@ def _report_markdown(report: dict) -> str:
                      f"{m.get('energy_rmse', float('nan')):.3f} | {m.get('energy_per_atom_mae', float('nan')):.3f} | "
                      f"{m.get('forces_mae', float('nan')):.3f} | {m.get('forces_rmse', float('nan')):.3f} |")
     return "\n".join(lines) + "\n"
-
-
-def _can_plot(what: str) -> bool:
-    """Whether matplotlib is installed (the ``plot`` extra); says what is skipped when it is not."""
-    import importlib.util
-
-    if importlib.util.find_spec("matplotlib") is None:
-        print(f"matplotlib is not installed (pip install 'equiv[plot]'): {what} skipped", flush=True)
-        return False
-    return True
 
 
 def _hardware(device) -> str:
@@ -522,7 +513,7 @@ def _train(cfg: dict, info) -> dict:
 
     if not model_path.exists():  # stopped before the first validation: export the current weights
         export_model()
-    if info.is_main and cfg["learning_curve"] and state["history"] and _can_plot("learning_curve.png"):
+    if info.is_main and cfg["learning_curve"] and state["history"] and can_plot("learning_curve.png"):
         from equiv.train.curves import learning_curve
 
         learning_curve(state["history"], out_dir / "learning_curve.png",
@@ -554,7 +545,7 @@ def _test(cfg, tests, model_path, device, dtype, out_dir, report):
         m = acc.compute()
         m["n_structures"] = len(ds)
         report["tests"][name] = m
-        if cfg["parity_plot"] and _can_plot(f"parity_{name}.png"):
+        if cfg["parity_plot"] and can_plot(f"parity_{name}.png"):
             parity_plot(pred["energy_ref"], pred["energy_pred"], pred["n_atoms"], pred["forces_ref"],
                         pred["forces_pred"], out_dir / f"parity_{name}.png",
                         title=f"{report['model']} on {report['data']} ({name})", metrics=m)
