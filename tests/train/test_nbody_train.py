@@ -73,6 +73,19 @@ def test_bad_options(tmp_path):
         train_nbody(model="egnn", augment="scale", out=str(tmp_path))
     with pytest.raises(ValueError, match="model must be one of"):
         build_model("nope")
+    with pytest.raises(ValueError, match="scheduler must be one of none, cosine, cosine-warmup"):
+        train_nbody(model="egnn", scheduler="step", out=str(tmp_path))
+    with pytest.raises(ValueError, match="warmup"):
+        train_nbody(model="egnn", scheduler="cosine-warmup", warmup=-1, out=str(tmp_path))
+
+
+def test_module_doctests():
+    import doctest
+
+    import equiv.train.nbody as module
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 2 and result.failed == 0
 
 
 def test_val_every_and_time_limit(tmp_path):

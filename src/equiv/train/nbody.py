@@ -312,7 +312,7 @@ def lr_factor(epoch: int, epochs: int, warmup: int) -> float:
     :math:`e \le W` (so the first epoch runs at zero learning rate, as in the reference).
 
     >>> [round(lr_factor(e, 100, 10), 4) for e in (0, 5, 10, 50, 100)]
-    [0.0, 0.4985, 0.9755, 0.5, 0.0]
+    [0.0, 0.4969, 0.9755, 0.5, 0.0]
     """
     f = 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
     if warmup > 0 and epoch <= warmup:
@@ -557,7 +557,11 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
 def history_columns(history: list[dict]) -> dict:
     """Per-epoch records ``[{epoch, train_mse, valid_mse, seconds}, ...]`` as compact columns
     ``{"epoch": [...], "train_mse": [...], "valid_mse": [...]}`` (6 significant digits; ``None`` where an
-    epoch was not validated), as stored in the results JSON for learning curves."""
+    epoch was not validated), as stored in the results JSON for learning curves.
+
+    >>> history_columns([{"epoch": 1, "train_mse": 0.01234567, "valid_mse": float("nan"), "seconds": 1.0}])
+    {'epoch': [1], 'train_mse': [0.0123457], 'valid_mse': [None]}
+    """
     def r(v):
         return None if v is None or math.isnan(v) else float(f"{v:.6g}")
 
