@@ -86,3 +86,12 @@ def test_mse_curve_best_points_and_errors(tmp_path):
         curves.mse_curve([], tmp_path / "x.png")
     with pytest.raises(ValueError, match="either"):
         curves.mse_curve([{"label": "a", "history": h1}])
+
+
+def test_energy_only_history(tmp_path):
+    """Data without forces: the curve is drawn and the best record is chosen by energy error."""
+    hist = [{"epoch": e, "time_s": 60.0 * e, "lr": 0.01, "train": {"energy_mae": 5.0 / e},
+             "valid": {"energy_mae": [3.0, 1.0, 2.0][e - 1]}} for e in (1, 2, 3)]
+    out = curves.learning_curve(hist, tmp_path / "e.png")
+    assert out["best_valid"]["epoch"] == 2 and out["best_valid"]["forces_mae"] is None
+    assert (tmp_path / "e.png").stat().st_size > 5000

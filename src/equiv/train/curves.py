@@ -100,7 +100,9 @@ def learning_curve(history, path: str | os.PathLike | None = None, *, title: str
     plt = _pyplot("learning_curve", path, axes)
     hours = [r["time_s"] / 3600 for r in history]
     valid = [(h, r) for h, r in zip(hours, history) if r.get("valid")]
-    best = min(valid, key=lambda hr: hr[1]["valid"]["forces_mae"]) if valid else None
+    # the best record by force error, or by energy error for data without forces
+    key = "forces_mae" if all("forces_mae" in r["valid"] for _, r in valid) else "energy_mae"
+    best = min(valid, key=lambda hr: hr[1]["valid"].get(key, math.inf)) if valid else None
     drops = [round(hours[i], 4) for i in range(1, len(history)) if history[i]["lr"] < history[i - 1]["lr"]]
     fig = None
     if axes is None:
@@ -135,7 +137,7 @@ def learning_curve(history, path: str | os.PathLike | None = None, *, title: str
     if best is not None:
         out["best_valid"] = {"epoch": best[1]["epoch"], "hours": round(best[0], 4),
                              "energy_mae": best[1]["valid"].get("energy_mae"),
-                             "forces_mae": best[1]["valid"]["forces_mae"]}
+                             "forces_mae": best[1]["valid"].get("forces_mae")}
     return out
 
 
