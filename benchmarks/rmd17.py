@@ -51,7 +51,13 @@ def main(argv=None) -> int:
     p.add_argument("--long", action="store_true",
                    help="long run: continue in runs/long/ (seeded from the equal-budget checkpoint in --runs-dir) and "
                         "write rmd17_long.{json,md}, leaving the equal-budget comparison untouched")
+    p.add_argument("--restart-from", default=None, metavar="MODEL_PT",
+                   help="with --long, when the run's checkpoint is gone: continue from this saved model's (EMA) weights "
+                        "with a fresh optimiser at --lr; the run's history and training time continue from the kept "
+                        "history, and the restart is recorded")
     args = p.parse_args(argv)
+    if args.restart_from and not args.long:
+        p.error("--restart-from needs --long")
     if args.table:
         suffix = "_long" if args.long else ""
         runs = json.loads((HERE / "results" / f"rmd17{suffix}.json").read_text())["runs"]
@@ -73,17 +79,32 @@ def main(argv=None) -> int:
                resume=not args.fresh, progress=False, parity_plot=True)
     tag = f"rmd17_{args.molecule}"
     suffix = "_long" if args.long else ""
+    path = HERE / "results" / f"rmd17{suffix}.json"
+    runs = json.loads(path.read_text()).get("runs", {}) if path.exists() else {}
+    restarts = list(runs.get(args.molecule, {}).get("restarts", [])) if args.long else []
     reports = {}
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         run_dir = Path(args.runs_dir) / f"{tag}_{name}"
         if args.long:
             run_dir = common.seed_long_run(run_dir, ROOT / "runs" / "long" / f"{tag}_{name}")
         keep = HERE / "results" / "models" / f"{tag}_{name}{suffix}"
-        print(f"== {name}: {budget} min of training on {args.molecule}", flush=True)
+        run_cfg = dict(cfg)
+        if args.restart_from and not (run_dir / "checkpoint.pt").exists():
+            if name == "mace-torch":
+                raise SystemExit("--restart-from: only equiv runs can restart from a saved model")
+            restarts.append(_new_restart(keep, args.restart_from, args.lr, len(restarts) + 1))
+        offset = restarts[-1] if restarts else None
+        if offset:  # the budget counts the whole run's training time, restarts included
+            run_cfg.update(init_model=str(args.restart_from or offset["init_model"]),
+                           time_budget_minutes=max(budget - offset["at_minutes"], 0.0))
+        print(f"== {name}: {budget} min of training on {args.molecule}"
+              + (f" ({run_cfg['time_budget_minutes']:.1f} min after restart {len(restarts)})" if offset else ""), flush=True)
         if name == "mace-torch":
-            reports[name] = common.run_mace_torch(dict(cfg), run_dir, keep)
+            reports[name] = common.run_mace_torch(run_cfg, run_dir, keep)
         else:
-            reports[name] = common.run_equiv(dict(cfg), name.split("-", 1)[1], run_dir, keep)
+            reports[name] = common.run_equiv(run_cfg, name.split("-", 1)[1], run_dir, keep)
+        if offset and not reports[name].get("interrupted"):
+            _merge_restarted_history(keep, run_dir, offset, reports[name])
     stopped = [k for k, r in reports.items() if r.get("interrupted")]
     if stopped:
         print(f"interrupted ({', '.join(stopped)}): nothing recorded; run the same command again to resume", flush=True)
@@ -94,8 +115,8 @@ def main(argv=None) -> int:
            "config": common.CONFIG, "training": {k: cfg[k] for k in ("batch_size", "lr", "optimizer", "energy_weight",
                                                                       "forces_weight", "ema_decay", "n_train", "n_valid")},
            "max_test": max_test, "reports": reports}
-    path = HERE / "results" / f"rmd17{suffix}.json"
-    runs = json.loads(path.read_text()).get("runs", {}) if path.exists() else {}
+    if restarts:
+        out["restarts"] = restarts
     out["segments"] = _segments(runs.get(args.molecule), out) if args.long else []
     runs[args.molecule] = out
     path.write_text(json.dumps({"benchmark": "rmd17", "runs": runs}, indent=2, default=str))
@@ -167,6 +188,39 @@ def _write_md(runs: dict, suffix: str) -> None:
                "![rMD17 long runs](rmd17_long.png)"]
     (HERE / "results" / f"rmd17{suffix}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
+
+
+def _new_restart(keep: Path, init_model: str, lr: float, k: int) -> dict:
+    """Record a restart of a long run from a saved model: where the kept history stops (its epochs,
+    steps and training time carry on) and a copy of that history (``history_before_restart_<k>.json``)."""
+    history = json.loads((keep / "history.json").read_text())
+    (keep / f"history_before_restart_{k}.json").write_text(json.dumps(history))
+    last = history[-1]
+    return {"restart": k, "at_minutes": round(last["time_s"] / 60, 2), "at_epoch": last["epoch"], "at_step": last["step"],
+            "init_model": str(init_model), "lr": lr,
+            "why": "the run's checkpoint (optimiser state) was lost with the machine; the saved model holds the EMA "
+                   "weights of the best validation epoch. Optimiser moments, EMA and the plateau schedule start afresh."}
+
+
+def _merge_restarted_history(keep: Path, run_dir: Path, restart: dict, report: dict) -> None:
+    """After a restarted stretch: kept history = history before the restart + this run's, with epochs,
+    steps and times continued; the report's step count and training time likewise."""
+    before = json.loads((keep / f"history_before_restart_{restart['restart']}.json").read_text())
+    after = json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").exists() else []
+    for r in after:
+        r = dict(r)
+        r["epoch"] += restart["at_epoch"]
+        r["step"] += restart["at_step"]
+        r["time_s"] += 60 * restart["at_minutes"]
+        before.append(r)
+    (keep / "history.json").write_text(json.dumps(before))
+    report["train_time_s"] = report.get("train_time_s", 0.0) + 60 * restart["at_minutes"]
+    report["global_step"] = report.get("global_step", 0) + restart["at_step"]
+    if "epochs_completed" in report:
+        report["epochs_completed"] += restart["at_epoch"]
+    if "best_epoch" in report:
+        report["best_epoch"] += restart["at_epoch"]
+    report["restart"] = restart["restart"]
 
 
 def _segments(previous: dict | None, out: dict) -> list:

@@ -133,7 +133,7 @@ def _predict(prev, flops):
     return t0 * flops / f0
 
 
-def bench_gaunt(o3, C, B, L, repeat, history, with_e3nn=True, fourier=True):
+def bench_gaunt(o3, C, B, L, repeat, history, with_e3nn=True, fourier=True, matrix=True):
     irr, sh = _irreps(C, L, "y"), _irreps(1, L, "y")
     grid = GauntTensorProduct(irr, sh, irr, method="grid", shared_weights=False)
     x = torch.randn(B, grid.irreps_in1.dim, requires_grad=True)
@@ -143,6 +143,11 @@ def bench_gaunt(o3, C, B, L, repeat, history, with_e3nn=True, fourier=True):
            "grid_flops_fwd": 2 * B * C * grid._plan.flops()}
     fns = {f"grid_{k}": f for k, f in _modes(grid, x, y, w).items()}
     predicted = 0.0
+    if matrix:  # the same product as a per-sample matrix (one-channel y): equiv.tp._gaunt_matrix
+        mat = GauntTensorProduct(irr, sh, irr, method="matrix", shared_weights=False)
+        fns.update({f"matrix_{k}": f for k, f in _modes(mat, x, y, w).items()})
+        with torch.no_grad():
+            row["max_abs_diff_matrix_vs_grid"] = (mat(x[:64], y[:64], w[:64]) - grid(x[:64], y[:64], w[:64])).abs().max().item()
     if fourier:
         four = GauntTensorProduct(irr, sh, irr, method="fourier", shared_weights=False)
         fns["fourier_fwd"] = _modes(four, x, y, w)["fwd"]
@@ -284,18 +289,24 @@ def markdown(results: dict) -> str:
         lines += ["Fitted exponent of forward time vs L (L >= 2): " + ", ".join(
             f"{k}: {v:.2f}" for k, v in results["cg_exponents"].items()), ""]
     if results["gaunt"]:
-        lines += ["## Gaunt product (grid / Fourier) vs e3nn on the same even paths with Gaunt path weights", "",
-                  "| C | batch | L | paths | grid points | e3nn fwd | grid fwd | Fourier fwd | ratio fwd | ratio fwd+bwd | ratio dbl | grid GFLOP/s | max abs diff (e3nn, Fourier) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["## Gaunt product (grid / Fourier / matrix) vs e3nn on the same even paths with Gaunt path weights", "",
+                  "Ratios are e3nn / grid; the matrix columns are the same product by the per-sample matrix route "
+                  "(`method=\"matrix\"`), e3nn / matrix.", "",
+                  "| C | batch | L | paths | grid points | e3nn fwd | grid fwd | Fourier fwd | matrix fwd | ratio fwd | ratio fwd+bwd | ratio dbl | matrix: ratio fwd+bwd | matrix: ratio dbl | grid GFLOP/s | max abs diff (e3nn, Fourier, matrix) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in results["gaunt"]:
             fb_e = _ms(r, "e3nn_fwd") + _ms(r, "e3nn_bwd")
             fb_g = _ms(r, "grid_fwd") + _ms(r, "grid_bwd")
+            fb_m = _ms(r, "matrix_fwd") + _ms(r, "matrix_bwd")
             gg = r["grid_flops_fwd"] / (_ms(r, "grid_fwd") / 1e3) / 1e9
             lines.append(
                 f"| {r['C']} | {r['B']} | {r['L']} | {r['paths']} | {r['grid_points']} | {_fmt(_ms(r, 'e3nn_fwd'))} | "
-                f"{_fmt(_ms(r, 'grid_fwd'))} | {_fmt(_ms(r, 'fourier_fwd'))} | {_fmt(_ratio(r, 'e3nn_fwd', 'grid_fwd'), '.1f')} | "
-                f"{_fmt(fb_e / fb_g, '.1f')} | {_fmt(_ratio(r, 'e3nn_dbl', 'grid_dbl'), '.1f')} | {_fmt(gg)} | "
-                f"{_fmt(r.get('max_abs_diff_vs_e3nn'), '.1e')}, {_fmt(r.get('max_abs_diff_fourier_vs_grid'), '.1e')} |"
+                f"{_fmt(_ms(r, 'grid_fwd'))} | {_fmt(_ms(r, 'fourier_fwd'))} | {_fmt(_ms(r, 'matrix_fwd'))} | "
+                f"{_fmt(_ratio(r, 'e3nn_fwd', 'grid_fwd'), '.1f')} | "
+                f"{_fmt(fb_e / fb_g, '.1f')} | {_fmt(_ratio(r, 'e3nn_dbl', 'grid_dbl'), '.1f')} | "
+                f"{_fmt(fb_e / fb_m, '.1f')} | {_fmt(_ratio(r, 'e3nn_dbl', 'matrix_dbl'), '.1f')} | {_fmt(gg)} | "
+                f"{_fmt(r.get('max_abs_diff_vs_e3nn'), '.1e')}, {_fmt(r.get('max_abs_diff_fourier_vs_grid'), '.1e')}, "
+                f"{_fmt(r.get('max_abs_diff_matrix_vs_grid'), '.1e')} |"
             )
         lines += ["", "Fitted exponents of time vs L: " + ", ".join(
             f"{k}: {v:.2f}" for k, v in results["gaunt_exponents"].items()), ""]
@@ -335,6 +346,11 @@ def targets(results: dict) -> list[str]:
             fb = (_ms(r, "e3nn_fwd") + _ms(r, "e3nn_bwd")) / (_ms(r, "grid_fwd") + _ms(r, "grid_bwd"))
             out.append(f"- Gaunt grid >= {goal}x e3nn at L={L} (C={r['C']}, batch {r['B']}): forward {f:.1f}x, "
                        f"forward+backward {fb:.1f}x ({'MET' if max(f, fb) >= goal else 'MISSED'})")
+            if "matrix_fwd" in r["times"]:
+                f = _ratio(r, "e3nn_fwd", "matrix_fwd")
+                fb = (_ms(r, "e3nn_fwd") + _ms(r, "e3nn_bwd")) / (_ms(r, "matrix_fwd") + _ms(r, "matrix_bwd"))
+                out.append(f"  - same product, matrix route (not the grid algorithm): forward {f:.1f}x, "
+                           f"forward+backward {fb:.1f}x ({'>=' if max(f, fb) >= goal else '<'} {goal}x)")
     for k, v in results.get("gaunt_exponents", {}).items():
         if k.startswith("grid"):
             out.append(f"- Gaunt grid time ~ L^{v:.2f} from L=4 to 12 ({k}): {'MET' if v <= 3.5 else 'MISSED'} (target <= 3.5)")
@@ -364,6 +380,8 @@ def repeated_targets(results: dict, path=None) -> list[str]:
            "(min-max) over rounds:"]
     for (section, C, B, L), (k, run, v) in sorted(latest.items()):
         goal = 2 if section.startswith("cg") else {6: 20, 8: 50}.get(L)
+        if section == "gaunt_matrix":  # the same product by another algorithm than the target names
+            section = "gaunt (matrix route)"
         verdict = "" if goal is None else f" ({'MET' if v[len(v) // 2] >= goal else 'MISSED'}, target {goal}x)"
         out.append(f"  - {section} C={C} batch {B} L={L}: {v[len(v) // 2]:.3f}x ({v[0]:.2f}-{v[-1]:.2f}, "
                    f"{len(v)} rounds, run {k}, code {run.get('commit') or '?'}){verdict}")
@@ -392,6 +410,8 @@ def figure(results: dict):
         rows = [r for r in results["gaunt"] if r["C"] == C and r["B"] == B]
         ax.plot([r["L"] for r in rows], [_ms(r, "grid_fwd") for r in rows], "o-", label=f"Gaunt grid C={C} B={B}")
         ax.plot([r["L"] for r in rows], [_ms(r, "fourier_fwd") for r in rows], "s:", label=f"Gaunt Fourier C={C} B={B}")
+        if any("matrix_fwd" in r["times"] for r in rows):
+            ax.plot([r["L"] for r in rows], [_ms(r, "matrix_fwd") for r in rows], "d-.", label=f"Gaunt matrix C={C} B={B}")
         ax.plot([r["L"] for r in rows], [_ms(r, "e3nn_fwd") for r in rows], "x--", label=f"e3nn (same paths) C={C} B={B}")
     ax.set(xscale="log", yscale="log", xlabel="L", ylabel="forward (ms)", title="Gaunt product")
     ax.legend(fontsize=7)
@@ -434,7 +454,7 @@ def _merge_previous(name: str, results: dict, skipped) -> dict:
     return results
 
 
-_CASE_SECTIONS = ("cg", "cg_all", "gaunt")
+_CASE_SECTIONS = ("cg", "cg_all", "gaunt", "gaunt_matrix")
 
 
 def parse_case(text: str) -> tuple[str, int, int, int]:
@@ -461,8 +481,10 @@ def run_cases(o3, cases, rounds: int, repeat: int) -> dict:
     rows = []
     for section, C, B, L in cases:
         for r in range(rounds):
-            if section == "gaunt":
-                row, ours = bench_gaunt(o3, C, B, L, repeat, {}, fourier=False), "grid"
+            if section in ("gaunt", "gaunt_matrix"):
+                matrix = section == "gaunt_matrix"
+                row = bench_gaunt(o3, C, B, L, repeat, {}, fourier=False, matrix=matrix)
+                ours = "matrix" if matrix else "grid"
             else:
                 row, ours = bench_cg(o3, C, B, L, "y" if section == "cg" else "e", repeat, {}), "equiv"
             row.update(section=section, round=r, ours=ours, ratio_fwd=_ratio(row, "e3nn_fwd", f"{ours}_fwd"),
@@ -616,6 +638,7 @@ def main() -> int:
         **_exponents(results["gaunt"], lambda r: f"grid fwd C={r['C']} (L 4..12)", "grid_fwd", 4, 12),
         **_exponents(results["gaunt"], lambda r: f"grid bwd C={r['C']} (L 4..12)", "grid_bwd", 4, 12),
         **_exponents(results["gaunt"], lambda r: f"Fourier fwd C={r['C']} (L 4..12)", "fourier_fwd", 4, 12),
+        **_exponents(results["gaunt"], lambda r: f"matrix fwd C={r['C']} (L 4..12)", "matrix_fwd", 4, 12),
         **_exponents(results["gaunt"], lambda r: f"e3nn fwd C={r['C']} (L 4..10)", "e3nn_fwd", 4, 10),
     }
     if "mp" not in args.skip:

@@ -16,13 +16,15 @@ CASES = [
 
 
 @pytest.mark.parametrize("irreps", CASES)
-@pytest.mark.parametrize("method", ["grid", "fourier"])
+@pytest.mark.parametrize("method", ["grid", "fourier", "matrix"])
 @pytest.mark.parametrize("chunked", [False, True])
 def test_matches_clebsch_gordan_with_gaunt_weights(irreps, method, chunked, dtype, monkeypatch):
     if chunked:  # many chunks: the mul_ir gathers and write-backs of every chunk
         import equiv.tp._gaunt_form as form
+        import equiv.tp._gaunt_matrix as matrix
 
         monkeypatch.setattr(form, "_CHUNK_BYTES", 1)
+        monkeypatch.setattr(matrix, "CHUNK_BYTES", 1)
     tp = GauntTensorProduct(*irreps, method=method, shared_weights=False).to(dtype)
     cg = TensorProduct(*irreps, tp.cg_instructions(), irrep_normalization="none", path_normalization="none",
                        shared_weights=False).to(dtype)
@@ -54,7 +56,7 @@ def test_path_coefficient_is_gaunt_over_clebsch_gordan():
     assert gaunt_path_coefficient(1, 1, 1) == 0.0
 
 
-@pytest.mark.parametrize("method", ["grid", "fourier"])
+@pytest.mark.parametrize("method", ["grid", "fourier", "matrix"])
 def test_equivariant(method, dtype):
     tp = GauntTensorProduct("3x0e + 3x1o + 3x2e", "0e + 1o + 2e + 3o", "3x0e + 3x1o + 3x2e + 3x3o", method=method)
     tp = tp.to(dtype)
@@ -65,11 +67,17 @@ def test_equivariant(method, dtype):
     assert_equivariant(tp, [x, y], [tp.irreps_in1, tp.irreps_in2], [tp.irreps_out], translations=False)
 
 
-@pytest.mark.parametrize("method", ["grid", "fourier"])
-def test_gradcheck_and_double_backward(method, monkeypatch):
+@pytest.mark.parametrize("method", ["grid", "fourier", "matrix"])
+@pytest.mark.parametrize("keep", [True, False])
+def test_gradcheck_and_double_backward(method, keep, monkeypatch):
     import equiv.tp._gaunt_form as form
+    import equiv.tp._gaunt_matrix as matrix
 
     monkeypatch.setattr(form, "_CHUNK_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(matrix, "CHUNK_BYTES", 1)
+    if not keep:  # intermediates recomputed in the backward
+        monkeypatch.setattr(form, "_KEEP_BYTES", 0)
+        monkeypatch.setattr(matrix, "KEEP_BYTES", 0)
     tp = GauntTensorProduct("2x0e + 2x1o + 2x2e", "0e + 1o", "2x0e + 2x1o + 2x2e", method=method, shared_weights=False)
     x = tp.irreps_in1.randn(3, -1, dtype=torch.float64).requires_grad_()
     y = tp.irreps_in2.randn(3, -1, dtype=torch.float64).requires_grad_()
@@ -78,7 +86,7 @@ def test_gradcheck_and_double_backward(method, monkeypatch):
     assert torch.autograd.gradgradcheck(tp, (x, y, w), fast_mode=True)
 
 
-@pytest.mark.parametrize("method", ["grid", "fourier"])
+@pytest.mark.parametrize("method", ["grid", "fourier", "matrix"])
 def test_gradcheck_shared_weights(method):
     tp = GauntTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o", method=method, shared_weights=True,
                             internal_weights=False)
@@ -89,7 +97,7 @@ def test_gradcheck_shared_weights(method):
     assert torch.autograd.gradgradcheck(tp, (x, y, w))
 
 
-@pytest.mark.parametrize("method", ["grid", "fourier"])
+@pytest.mark.parametrize("method", ["grid", "fourier", "matrix"])
 @pytest.mark.parametrize("shared", [True, False])
 def test_empty_batch_and_broadcast_batch(method, shared):
     tp = GauntTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o", method=method, shared_weights=shared)
@@ -106,7 +114,7 @@ def test_empty_batch_and_broadcast_batch(method, shared):
 
 
 def test_shared_internal_weights_and_repr():
-    tp = GauntTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o")
+    tp = GauntTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o", method="grid")
     assert tp.weight_numel == 2 * 2 + 1 * 2 + 2 * 2
     assert isinstance(tp.weight, torch.nn.Parameter) and torch.all(tp.weight == 1)
     assert repr(tp) == "GauntTensorProduct(2x0e+2x1o x 1x0e+1x1o -> 2x0e+2x1o | method='grid' | 10 weights)"
@@ -114,6 +122,13 @@ def test_shared_internal_weights_and_repr():
     assert tp(x, y).shape == (7, 3, 8)
     tp(x, y).square().sum().backward()
     assert tp.weight.grad is not None and tp.weight.grad.abs().sum() > 0
+
+
+def test_auto_method():
+    assert GauntTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o").method == "matrix"  # one-channel y
+    assert GauntTensorProduct("2x0e + 2x1o", "2x0e + 2x1o", "2x0e + 2x1o").method == "grid"  # uuu
+    high = " + ".join(f"2x{l}{'eo'[l % 2]}" for l in range(10))
+    assert GauntTensorProduct(high, "0e + 1o", high).method == "grid"  # beyond AUTO_MATRIX_MAX_L
 
 
 def test_parity_restriction_and_errors():

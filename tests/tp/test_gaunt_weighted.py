@@ -30,7 +30,7 @@ def test_fused_forward_and_backward_match_unfused(irreps, shared, keep, need, mo
     monkeypatch.setattr(form, "_CHUNK_BYTES", 2000)  # a few samples per chunk: several chunks
     if not keep:
         monkeypatch.setattr(form, "_KEEP_BYTES", 0)  # the backward recomputes the legs
-    tp = GauntTensorProduct(*irreps, OUT[irreps], shared_weights=False)
+    tp = GauntTensorProduct(*irreps, OUT[irreps], method="grid", shared_weights=False)
     x, y, w = _inputs(tp, 13, shared, need)
     z, ref = weighted_gaunt(tp._plan, x, y, w), unfused_weighted_gaunt(tp._plan, x, y, w)
     assert (z - ref).abs().max() < 1e-12 * ref.abs().max()
@@ -44,7 +44,7 @@ def test_fused_forward_and_backward_match_unfused(irreps, shared, keep, need, mo
 
 
 def test_double_backward_matches_unfused():
-    tp = GauntTensorProduct(*CASES[0], OUT[CASES[0]], shared_weights=False)
+    tp = GauntTensorProduct(*CASES[0], OUT[CASES[0]], method="grid", shared_weights=False)
     x, y, w = _inputs(tp, 5, False, (True, True, True))
     v = torch.randn(5, tp.irreps_in1.dim, dtype=torch.float64)
     grads = []
@@ -57,7 +57,7 @@ def test_double_backward_matches_unfused():
 
 
 def test_module_uses_the_fused_product():
-    tp = GauntTensorProduct("2x0e + 2x1o + 2x2e", "0e + 1o", "2x0e + 2x1o + 2x2e", shared_weights=False)
+    tp = GauntTensorProduct("2x0e + 2x1o + 2x2e", "0e + 1o", "2x0e + 2x1o + 2x2e", method="grid", shared_weights=False)
     x, y, w = _inputs(tp, 4, False, (True, False, True))
     out = tp(x, y, w)
     fn = out.grad_fn if out.grad_fn.name() != "ViewBackward0" else out.grad_fn.next_functions[0][0]

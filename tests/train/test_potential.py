@@ -120,3 +120,22 @@ def test_example_configs_resolve():
     for p in configs:
         cfg = resolve_config({"config": str(p)})
         assert cfg["model"] and cfg["cutoff"] > 0
+
+
+def test_init_model_starts_from_saved_weights(data, tmp_path):
+    first = train_potential(config(data, tmp_path / "a", epochs=3, test=False))
+    saved = load_potential(first["model_path"])
+    # one step at lr 0: the model of the new run is the saved one, hyper-parameters (E0, statistics) included
+    cfg = config(data, tmp_path / "b", init_model=first["model_path"], max_steps=1, lr=0.0, ema=False, test=False,
+                 model_kwargs={"channels": 99})  # model_kwargs come from the saved model, not the config
+    train_potential(cfg)
+    again = load_potential(tmp_path / "b" / "model.pt")
+    assert again.hparams == saved.hparams
+    for (k, a), b in zip(saved.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), k
+    # an ordinary step moves the weights away from the saved ones
+    train_potential(config(data, tmp_path / "c", init_model=first["model_path"], max_steps=1, ema=False, test=False))
+    moved = load_potential(tmp_path / "c" / "model.pt")
+    assert any(not torch.equal(a, b) for a, b in zip(saved.parameters(), moved.parameters()))
+    with pytest.raises(ValueError, match="not a saved equiv potential"):
+        train_potential(config(data, tmp_path / "d", init_model=str(tmp_path / "a" / "checkpoint.pt"), test=False))

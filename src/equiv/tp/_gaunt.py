@@ -13,7 +13,10 @@ from ._layout import flatten_batch, inverse_permutation, select
 
 __all__ = ["GauntTensorProduct", "gaunt_path_coefficient"]
 
-METHODS = ("grid", "fourier")
+METHODS = ("auto", "grid", "fourier", "matrix")
+#: ``method="auto"`` takes the matrix route up to this degree (one-channel second input), else the grid:
+#: the crossover measured on CPU (`benchmarks/tensor_products.py`, C = 16 and 64, batch 1024).
+AUTO_MATRIX_MAX_L = 8
 
 
 @functools.lru_cache(maxsize=None)
@@ -32,13 +35,15 @@ def gaunt_path_coefficient(l1: int, l2: int, l3: int) -> float:
     return float((G * C).sum())
 
 
-def _row_permutation(irreps):
-    """perm[u * rows + r] = mul_ir column of (channel u, row r) in `row_order`; and its inverse."""
+def _row_permutation(irreps, order_fn=None):
+    """perm[u * rows + r] = mul_ir column of (channel u, row r) in ``order_fn`` (default `row_order`);
+    and its inverse."""
     from ._gaunt_grid import row_order
 
+    order_fn = order_fn or row_order
     mul = irreps[0].mul
     start = {ir.l: sl.start for sl, (_, ir) in zip(irreps.slices(), irreps)}
-    order = row_order([ir.l for _, ir in irreps])
+    order = order_fn([ir.l for _, ir in irreps])
     perm = [start[l] + u * (2 * l + 1) + m + l for u in range(mul) for l, m in order]
     return inverse_permutation(perm, irreps.dim)
 
@@ -87,6 +92,22 @@ def _signal_irreps(irreps, name, muls):
     return mul, signs.pop()
 
 
+def _matrix_layout(plan, irreps, perms):
+    """`MulIrMatrixLayout` of a ``uvu`` product with one-channel second input."""
+    from ._gaunt_matrix import MulIrMatrixLayout, parity_row_order
+
+    legs, slices, start = [], [], 0
+    for ir, (perm, _) in zip(irreps, perms):
+        mul = ir[0].mul
+        index = {i.ir.l: a for a, i in enumerate(ir)}
+        deg = [index[l] for l, _ in parity_row_order(list(index))]
+        widx = [deg[r] * mul + u for u in range(mul) for r in range(len(deg))]
+        legs.append((mul, perm, widx, deg, len(ir)))
+        slices.append((start, start + mul * len(ir)))
+        start += mul * len(ir)
+    return MulIrMatrixLayout(plan, legs, slices)
+
+
 class GauntTensorProduct(torch.nn.Module):
     r"""Gaunt tensor product: multiply two spherical functions, project on harmonics.
 
@@ -112,12 +133,20 @@ class GauntTensorProduct(torch.nn.Module):
     ``"0e + 1o + 2e"``), and every output irrep must be :math:`(l_3, s_1 s_2 (-1)^{l_3})` and reachable
     by an even path; anything else raises ``ValueError``.
 
-    Two exact algorithms (they agree to 1e-12 in float64):
+    Three exact algorithms (they agree to 1e-12 in float64):
 
     * ``"grid"`` (Xie et al. 2025): values on a Gauss–Legendre × uniform grid exact for degree
       :math:`L_1+L_2+L_3`, separable synthesis/analysis, :math:`O(L^3)` per channel (`equiv.tp._gaunt_grid`);
     * ``"fourier"`` (Luo et al. 2024): harmonics → 2D Fourier coefficients on the torus, convolution
-      by FFT, back to harmonics, :math:`O(L^3)` (`equiv.tp._gaunt_fourier`).
+      by FFT, back to harmonics, :math:`O(L^3)` (`equiv.tp._gaunt_fourier`);
+    * ``"matrix"``: for a one-channel second input (edge harmonics), the product is a matrix
+      :math:`M(y)_{ij} = \sum_k G_{ikj} y_k` applied to every channel: one large matrix product to build
+      it (:math:`O(L^6)` per sample, independent of :math:`C`) and one batched product to apply it
+      (:math:`O(C L^4)`) (`equiv.tp._gaunt_matrix`). Fewer, larger operations than the grid: faster on
+      CPU up to about :math:`L = 8`, slower beyond.
+
+    ``"auto"`` (the default) takes ``"matrix"`` when ``irreps_in2`` has multiplicity 1 and no degree
+    exceeds `AUTO_MATRIX_MAX_L`, else ``"grid"``; ``method`` holds the choice.
 
     Parameters
     ----------
@@ -127,7 +156,7 @@ class GauntTensorProduct(torch.nn.Module):
         Multiplicity 1 (``uvu``) or ``C`` (``uuu``).
     irreps_out : Irreps or str
         Multiplicity ``C``.
-    method : {"grid", "fourier"}
+    method : {"auto", "grid", "fourier", "matrix"}
     shared_weights, internal_weights : bool, optional
         As in `TensorProduct`; weights are ``[w1 (n1, C), w2 (n2, 1 or C), w3 (n3, C)]`` flattened.
 
@@ -165,7 +194,7 @@ class GauntTensorProduct(torch.nn.Module):
         irreps_in1,
         irreps_in2,
         irreps_out,
-        method: str = "grid",
+        method: str = "auto",
         *,
         shared_weights: bool | None = None,
         internal_weights: bool | None = None,
@@ -182,6 +211,9 @@ class GauntTensorProduct(torch.nn.Module):
         co, _ = _signal_irreps(io, "irreps_out", {c})
         self.mul, self.mul2 = c, v
         self.mode = "uvu" if v == 1 and c != 1 else ("uuu" if v == c else "uvu")
+        if method == "auto":
+            top = max(ir.l for irreps in (i1, i2, io) for _, ir in irreps)
+            method = self.method = "matrix" if v == 1 and top <= AUTO_MATRIX_MAX_L else "grid"
         ls1, ls2 = [ir.l for _, ir in i1], [ir.l for _, ir in i2]
         for _, ir in io:
             want = s1 * s2 * (-1) ** ir.l
@@ -219,11 +251,18 @@ class GauntTensorProduct(torch.nn.Module):
             weights = [_weight_layout(i1), _weight_layout(i2), _weight_layout(io)]
             self._plan = MulIrGridPlan(grid_plan(tuple(ls1), tuple(ls2), tuple(self._ls3)), layouts, weights)
             self._fn = None
-        else:
+        elif method == "fourier":
             from ._gaunt_fourier import fourier_plan, gaunt_fourier
 
             self._plan = fourier_plan(tuple(ls1), tuple(ls2), tuple(self._ls3))
             self._fn = gaunt_fourier
+        else:
+            from ._gaunt_matrix import gaunt_matrix, matrix_plan, parity_row_order
+
+            self._perms = [_row_permutation(i, parity_row_order) for i in (i1, i2, io)]
+            self._plan = matrix_plan(tuple(ls1), tuple(ls2), tuple(self._ls3))
+            self._fn = gaunt_matrix
+            self._layout = _matrix_layout(self._plan, (i1, i2, io), self._perms) if v == 1 else None
 
     def __repr__(self) -> str:
         return (
@@ -299,10 +338,20 @@ class GauntTensorProduct(torch.nn.Module):
             from ._gaunt_weighted import weighted_gaunt
 
             return weighted_gaunt(self._plan, x, y, w).reshape(batch + (self.irreps_out.dim,))
+        if self.method == "matrix" and self._layout is not None:  # likewise, chunk by chunk
+            from ._gaunt_matrix import weighted_gaunt_matrix
+
+            out = weighted_gaunt_matrix(self._layout, x, y, w, self._generic)
+            return out.reshape(batch + (self.irreps_out.dim,))
+        return self._generic(x, y, w).reshape(batch + (self.irreps_out.dim,))
+
+    def _generic(self, x, y, w):
+        """The product of flat ``x (n, dim1)``, ``y (n, dim2)``, ``w (1 or n, numel)`` as whole-batch
+        differentiable operations: weights and layout by gathers, then the method's kernel."""
+        n = x.shape[0]
         w1, w2, w3 = self._split(w)
         (p1, i1), (p2, i2), (p3, i3) = ((p.to(x.device), i.to(x.device)) for p, i in self._perms)
         X = select(x * self._columns(w1, 0), p1, i1).view(n, self.mul, -1)
         Y = select(y * self._columns(w2, 1), p2, i2).view(n, self.mul2, -1)
         Z = self._fn(self._plan, X, Y)  # (n, C, rows3)
-        out = select(Z.reshape(n, -1), i3, p3) * self._columns(w3, 2)
-        return out.reshape(batch + (self.irreps_out.dim,))
+        return select(Z.reshape(n, -1), i3, p3) * self._columns(w3, 2)

@@ -112,6 +112,9 @@ OPTIONS: list[Option] = [
            "'module:Class'", None, "model"),
     Option("model_kwargs", {}, _dict, "model hyper-parameters as a YAML mapping, e.g. '{channels: 32}'", None,
            "model"),
+    Option("init_model", None, _optional(str), "start from this saved potential (a model.pt): its model, "
+           "hyper-parameters, E0 and weights, with a fresh optimiser (fine-tuning, or continuing a run whose "
+           "checkpoint is lost); ignored when resuming from a checkpoint", None, "model"),
     Option("cutoff", 5.0, float, "cut-off radius (Å)", None, "model"),
     Option("dtype", "float64", str, "floating-point precision", ("float32", "float64"), "model"),
     # optimisation
@@ -158,7 +161,7 @@ _BY_NAME = {o.name: o for o in OPTIONS}
 RESUME_MAY_CHANGE = {"epochs", "max_steps", "time_budget_minutes", "output_dir", "resume", "checkpoint_every",
                      "device", "num_threads", "tune_malloc", "progress", "test", "parity_plot", "learning_curve", "max_test",
                      "valid_batch_size",
-                     "patience"}
+                     "patience", "init_model"}
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

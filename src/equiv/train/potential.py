@@ -56,7 +56,7 @@ from equiv.train.distributed import all_reduce_sum, barrier, cleanup_distributed
 from equiv.train.ema import ExponentialMovingAverage
 from equiv.train.forces import predict_properties
 from equiv.train.metrics import METRIC_UNITS, ErrorAccumulator
-from equiv.train.saved_model import save_potential
+from equiv.train.saved_model import load_potential, save_potential
 
 __all__ = ["add_arguments", "run", "train_potential", "resolve_config", "load_data", "evaluate", "DEFAULTS"]
 
@@ -309,6 +309,19 @@ def train_potential(cfg: dict | argparse.Namespace) -> dict:
         cleanup_distributed()
 
 
+def _initial_model(path, species) -> tuple[str, dict, dict]:
+    """``(model name, hyper-parameters, state dict)`` of the saved potential ``path`` (option ``init_model``),
+    checked against the training data's species."""
+    from equiv.models._potential_registry import potential_name
+
+    saved = load_potential(path)
+    missing = sorted(set(species) - {int(z) for z in saved.species})
+    if missing:
+        raise ValueError(f"init_model: {str(path)!r} has no parameters for the species "
+                         f"{[chemical_symbol(z) for z in missing]} of the training data")
+    return potential_name(saved), dict(saved.hparams), saved.state_dict()
+
+
 def _train(cfg: dict, info) -> dict:
     from tqdm.auto import tqdm
 
@@ -335,8 +348,12 @@ def _train(cfg: dict, info) -> dict:
 
     # model
     torch.manual_seed(cfg["seed"])
+    init_state = None
     if resume_state is not None:
         model_name, hparams = resume_state["model_name"], resume_state["hparams"]
+    elif cfg["init_model"]:
+        model_name, hparams, init_state = _initial_model(cfg["init_model"], species)
+        rank_zero_print(f"starting from the weights of {cfg['init_model']} (fresh optimiser)")
     else:
         stats = data_statistics(train_ds, e0)
         model_name = cfg["model"]
@@ -347,6 +364,8 @@ def _train(cfg: dict, info) -> dict:
         model = cls(**hparams).to(device=device, dtype=dtype)
     except TypeError as exc:
         raise ValueError(f"option model_kwargs: {cfg['model_kwargs']!r} does not fit {model_name!r} ({exc})") from None
+    if init_state is not None:
+        model.load_state_dict(init_state)
     n_params = sum(p.numel() for p in model.parameters())
     ddp_model = model
     if info.distributed:
@@ -535,7 +554,6 @@ def _train(cfg: dict, info) -> dict:
 
 def _test(cfg, tests, model_path, device, dtype, out_dir, report):
     from equiv.train.parity import parity_plot
-    from equiv.train.saved_model import load_potential
 
     best = load_potential(model_path, device=device, dtype=dtype)
     for name, data in tests.items():
