@@ -85,9 +85,9 @@ def main(argv=None) -> int:
     reports = {}
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         run_dir = Path(args.runs_dir) / f"{tag}_{name}"
-        if args.long:
-            run_dir = common.seed_long_run(run_dir, ROOT / "runs" / "long" / f"{tag}_{name}")
         keep = HERE / "results" / "models" / f"{tag}_{name}{suffix}"
+        if args.long:
+            run_dir = common.seed_long_run(run_dir, ROOT / "runs" / "long" / f"{tag}_{name}", kept=keep)
         run_cfg = dict(cfg)
         if args.restart_from and not (run_dir / "checkpoint.pt").exists():
             if name == "mace-torch":
@@ -105,6 +105,8 @@ def main(argv=None) -> int:
             reports[name] = common.run_equiv(run_cfg, name.split("-", 1)[1], run_dir, keep)
         if offset and not reports[name].get("interrupted"):
             _merge_restarted_history(keep, run_dir, offset, reports[name])
+        if args.long:
+            common.keep_checkpoint(run_dir, keep)
     stopped = [k for k, r in reports.items() if r.get("interrupted")]
     if stopped:
         print(f"interrupted ({', '.join(stopped)}): nothing recorded; run the same command again to resume", flush=True)

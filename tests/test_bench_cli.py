@@ -35,6 +35,39 @@ def test_rmd17_long_run_records_hardware_per_stretch():
     assert [(s["device"], s["until_minutes"]) for s in legacy] == [("cpu", 65), ("cuda", 80)]
 
 
+def test_rmd17_long_run_restart_continues_history_and_checkpoints_are_kept(tmp_path):
+    """A restarted long run (checkpoint lost, continued from the saved model) continues the kept
+    history's epochs, steps and time; and a kept checkpoint seeds the run folder of a fresh clone."""
+    import importlib.util
+    import json
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("rmd17_bench", benchmarks_dir() / "rmd17.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    keep, run = tmp_path / "keep", tmp_path / "run"
+    keep.mkdir()
+    run.mkdir()
+    before = [{"epoch": e, "step": 10 * e, "time_s": 60.0 * e} for e in (1, 2, 3)]
+    (keep / "history.json").write_text(json.dumps(before))
+    restart = mod._new_restart(keep, "model.pt", 0.008, 1)
+    assert (restart["at_epoch"], restart["at_step"], restart["at_minutes"]) == (3, 30, 3.0)
+    (run / "history.json").write_text(json.dumps([{"epoch": 1, "step": 7, "time_s": 30.0}]))
+    report = {"train_time_s": 30.0, "global_step": 7, "epochs_completed": 1, "best_epoch": 1}
+    mod._merge_restarted_history(keep, run, restart, report)
+    merged = json.loads((keep / "history.json").read_text())
+    assert [(h["epoch"], h["step"], h["time_s"]) for h in merged[-2:]] == [(3, 30, 180.0), (4, 37, 210.0)]
+    assert (report["train_time_s"], report["global_step"], report["epochs_completed"], report["best_epoch"]) == (
+        210.0, 37, 4, 4)
+    assert json.loads((keep / "history_before_restart_1.json").read_text()) == before
+
+    torch.save({"step": 5}, run / "checkpoint.pt")
+    mod.common.keep_checkpoint(run, keep)
+    fresh = mod.common.seed_long_run(tmp_path / "no-bench-run", tmp_path / "clone" / "run", kept=keep)
+    assert torch.load(fresh / "checkpoint.pt") == {"step": 5}
+
+
 def test_soft_equivariance_merges_runs_by_seed(tmp_path):
     """`benchmarks/soft_equivariance.py --merge`: seeds run in separate processes combine by seed
     (a run already collected, e.g. by this invocation, wins over the same seed in a file merged
