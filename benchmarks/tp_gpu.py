@@ -108,16 +108,19 @@ def main() -> int:
         row["equiv_fwdbwd_ms"] = cuda_time(fwd_bwd(ours, x, y, w))
         row["e3nn_fwdbwd_ms"] = cuda_time(fwd_bwd(ref, x, y, w))
         gaunt = GauntTensorProduct(str(irr), str(sh), str(irr), method="grid").to(dev)
+        matrix = GauntTensorProduct(str(irr), str(sh), str(irr), method="matrix").to(dev)
         with torch.no_grad():
             row["gaunt_grid_fwd_ms"] = cuda_time(lambda: gaunt(x, y))
+            row["gaunt_matrix_fwd_ms"] = cuda_time(lambda: matrix(x, y))
         row["speedup_fwd"] = row["e3nn_fwd_ms"] / row["equiv_fwd_ms"]
         row["speedup_fwdbwd"] = row["e3nn_fwdbwd_ms"] / row["equiv_fwdbwd_ms"]
         print(f"L={L}: equiv fwd {row['equiv_fwd_ms']:.2f} ms, e3nn {row['e3nn_fwd_ms']:.2f} ms "
               f"({row['speedup_fwd']:.2f}x); fwd+bwd {row['equiv_fwdbwd_ms']:.2f} vs {row['e3nn_fwdbwd_ms']:.2f} ms "
-              f"({row['speedup_fwdbwd']:.2f}x); gaunt grid fwd {row['gaunt_grid_fwd_ms']:.2f} ms; "
+              f"({row['speedup_fwdbwd']:.2f}x); gaunt grid fwd {row['gaunt_grid_fwd_ms']:.2f} ms, "
+              f"matrix {row['gaunt_matrix_fwd_ms']:.2f} ms; "
               f"max |diff| vs e3nn {diff:.1e}, vs equiv CPU float64 {diff_cpu:.1e}", flush=True)
         rows.append(row)
-        del ours, ref, gaunt, x, y, w
+        del ours, ref, gaunt, matrix, x, y, w
         torch.cuda.empty_cache()
 
     # fused message passing vs gather -> product -> index_add, 100k edges
@@ -152,12 +155,13 @@ def main() -> int:
           f"Device: {info['device']}, torch {info['torch']}, float32, CUDA-event medians after warm-up. "
           f"Command: `python benchmarks/tp_gpu.py{' --quick' if args.quick else ''}`. equiv built with "
           f"`cg_convention=\"{convention}\"` to match this e3nn's Clebsch-Gordan signs.", "",
-          "| L | C | batch | equiv fwd (ms) | e3nn fwd (ms) | speed-up | equiv fwd+bwd (ms) | e3nn fwd+bwd (ms) | speed-up | Gaunt grid fwd (ms) | max abs diff vs e3nn | vs equiv CPU float64 |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| L | C | batch | equiv fwd (ms) | e3nn fwd (ms) | speed-up | equiv fwd+bwd (ms) | e3nn fwd+bwd (ms) | speed-up | Gaunt grid fwd (ms) | Gaunt matrix fwd (ms) | max abs diff vs e3nn | vs equiv CPU float64 |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['L']} | {r['C']} | {r['batch']} | {r['equiv_fwd_ms']:.2f} | {r['e3nn_fwd_ms']:.2f} | "
                   f"{r['speedup_fwd']:.2f}x | {r['equiv_fwdbwd_ms']:.2f} | {r['e3nn_fwdbwd_ms']:.2f} | "
-                  f"{r['speedup_fwdbwd']:.2f}x | {r['gaunt_grid_fwd_ms']:.2f} | {r['max_abs_diff_vs_e3nn']:.1e} | "
+                  f"{r['speedup_fwdbwd']:.2f}x | {r['gaunt_grid_fwd_ms']:.2f} | {r.get('gaunt_matrix_fwd_ms', float('nan')):.2f} | "
+                  f"{r['max_abs_diff_vs_e3nn']:.1e} | "
                   f"{r['max_abs_diff_vs_cpu_float64']:.1e} |")
     md += ["", f"Fused message passing, {mp['edges']} edges, {mp['nodes']} nodes, {mp['irreps']} ⊗ 0e+1o+2e, "
            f"forward+backward: fused {mp['fused_fwdbwd_ms']:.1f} ms, peak {mp['fused_peak_mb']:.0f} MB; "

@@ -114,7 +114,7 @@ def test_gaunt_tp_on_gpu_matches_cpu():
     from equiv.tp import GauntTensorProduct
 
     torch.manual_seed(0)
-    for method in ("grid", "fourier"):
+    for method in ("grid", "fourier", "matrix"):
         tp = GauntTensorProduct("4x0e + 4x1o + 4x2e", "0e + 1o + 2e", "4x0e + 4x1o + 4x2e", method=method).double()
         x = torch.randn(32, tp.irreps_in1.dim, dtype=torch.float64)
         y = torch.randn(32, tp.irreps_in2.dim, dtype=torch.float64)
