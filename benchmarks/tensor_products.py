@@ -490,9 +490,17 @@ def run_cases(o3, cases, rounds: int, repeat: int) -> dict:
             row.update(section=section, round=r, ours=ours, ratio_fwd=_ratio(row, "e3nn_fwd", f"{ours}_fwd"),
                        ratio_fwd_bwd=_fwd_bwd_ratio(row, "e3nn", ours))
             rows.append(row)
+            if ours == "matrix":  # the grid was timed in the same round, interleaved: a grid case too
+                rows.append(_grid_row(row))
             print(f"{section} C={C} B={B} L={L} round {r + 1}/{rounds}: {ours} fwd {_ms(row, f'{ours}_fwd'):.1f} ms, "
                   f"e3nn/{ours} fwd {row['ratio_fwd']:.2f}, fwd+bwd {row['ratio_fwd_bwd']:.2f}", flush=True)
     return {"rows": rows}
+
+
+def _grid_row(row: dict) -> dict:
+    """The grid's result in a ``gaunt_matrix`` round (measured interleaved with it), as a ``gaunt`` row."""
+    return dict(row, section="gaunt", ours="grid", ratio_fwd=_ratio(row, "e3nn_fwd", "grid_fwd"),
+                ratio_fwd_bwd=_fwd_bwd_ratio(row, "e3nn", "grid"), measured_with="gaunt_matrix")
 
 
 def _git_commit() -> str | None:
@@ -546,13 +554,14 @@ def cases_markdown(results: dict) -> str:
                   f"thread(s), torch {m['torch']}, e3nn {m.get('e3nn', '?')}, malloc {run.get('malloc', 'default')}, "
                   f"{run['repeat']} repeats per timing, load average at start/end {run['load_start']} / "
                   f"{m.get('load_average_1_5_15min')}.", "",
-                  "| section | C | batch | L | round | ours fwd (ms) | e3nn fwd (ms) | ratio fwd | ratio fwd+bwd |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| section | C | batch | L | round | ours fwd (ms) | e3nn fwd (ms) | ratio fwd | ratio fwd+bwd | grid in the same round: ratio fwd+bwd |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in run["rows"]:
             ours = r["ours"]
+            grid = _fwd_bwd_ratio(r, "e3nn", "grid") if ours == "matrix" else None
             lines.append(f"| {r['section']} | {r['C']} | {r['B']} | {r['L']} | {r['round'] + 1} | "
                          f"{_fmt(_ms(r, f'{ours}_fwd'))} | {_fmt(_ms(r, 'e3nn_fwd'))} | {_fmt(r['ratio_fwd'], '.2f')} | "
-                         f"{_fmt(r['ratio_fwd_bwd'], '.2f')} |")
+                         f"{_fmt(r['ratio_fwd_bwd'], '.2f')} | {_fmt(grid, '.2f')} |")
     return "\n".join(lines) + "\n"
 
 
