@@ -79,16 +79,15 @@ class MatrixPlan:
         self.even = tuple(sum(1 for l, _ in o if l % 2 == 0) for o in orders)
         r1, r2, r3 = self.rows
         index = [{lm: i for i, lm in enumerate(o)} for o in orders]
+        rows_of = [{l: np.array([idx[(l, m)] for m in range(-l, l + 1)]) for l in ls} for idx, ls in zip(index, self.ls)]
         g = np.zeros((r2, r1, r3))
         for l1 in self.ls[0]:
             for l2 in self.ls[1]:
                 for l3 in self.ls[2]:
                     if not (abs(l1 - l2) <= l3 <= l1 + l2 and (l1 + l2 + l3) % 2 == 0):
                         continue
-                    block = so3.gaunt(l1, l2, l3, dtype=torch.float64).numpy()
-                    for a, b, c in zip(*np.nonzero(block)):
-                        i, k, j = index[0][(l1, a - l1)], index[1][(l2, b - l2)], index[2][(l3, c - l3)]
-                        g[k, i, j] = block[a, b, c]
+                    block = so3.gaunt(l1, l2, l3, dtype=torch.float64).numpy()  # (m1, m2, m3)
+                    g[np.ix_(rows_of[1][l2], rows_of[0][l1], rows_of[2][l3])] = block.transpose(1, 0, 2)
         self._g = g
         self.nnz = int(np.count_nonzero(g))
         e1, e2, e3 = self.even
