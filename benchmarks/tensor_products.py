@@ -254,8 +254,9 @@ def markdown(results: dict) -> str:
     ]
     upd = results.get("sections_updated") or []
     for u in [upd] if isinstance(upd, dict) else upd:
+        peak_note = f" Measured fp32 matmul peak then: {u['matmul_peak_gflops']:.1f} GFLOP/s." if u.get("matmul_peak_gflops") else ""
         lines += [f"Sections {', '.join(u['sections'])} re-measured after the run above, with "
-                  f"`{u['command']}` ({u['wall_s'] / 60:.1f} min).", ""]
+                  f"`{u['command']}` ({u['wall_s'] / 60:.1f} min).{peak_note}", ""]
     lines += [
         "Times are medians in ms (process CPU time with one thread, wall time otherwise); ratio = e3nn / equiv "
         "(higher is better for equiv); fwd+bwd = "
@@ -448,7 +449,8 @@ def _merge_previous(name: str, results: dict, skipped) -> dict:
                 results[k] = old[k]
     earlier = old.get("sections_updated", [])
     earlier = [earlier] if isinstance(earlier, dict) else earlier
-    results["sections_updated"] = earlier + [{"sections": measured, "command": results["command"], "wall_s": results["wall_s"]}]
+    results["sections_updated"] = earlier + [{"sections": measured, "command": results["command"], "wall_s": results["wall_s"],
+                                              "matmul_peak_gflops": results.get("matmul_peak_gflops")}]
     for k in ("command", "load_start", "wall_s", "machine", "matmul_peak_gflops"):
         results[k] = old.get(k, results[k])
     return results
