@@ -154,7 +154,8 @@ def _plot_long(runs: dict) -> None:
         spans = [(a / 60, g["until_minutes"] / 60, f"{g['device']}: {g['machine'].split(',')[0]}") for a, g in zip(starts, o.get("segments", []))
                  if g["device"] != "cpu"]
         test = o["reports"][name].get("tests", {}).get("test", {})
-        drawn = learning_curve(json.loads(hist.read_text()), axes=ax, references=PUBLISHED.get(mol), spans=spans,
+        marks = [(r["at_minutes"] / 60, f"restart {r['restart']}: saved weights, fresh optimiser") for r in o.get("restarts", [])]
+        drawn = learning_curve(json.loads(hist.read_text()), axes=ax, references=PUBLISHED.get(mol), spans=spans, marks=marks,
                                title=f"{mol}, {name}: test E / F MAE {test.get('energy_mae', float('nan')):.1f} meV / "
                                      f"{test.get('forces_mae', float('nan')):.1f} meV/Å")
         print(f"{mol}: {drawn['hours']:.2f} h, best validation {drawn['best_valid']}", flush=True)
@@ -179,6 +180,9 @@ def _write_md(runs: dict, suffix: str) -> None:
                + ", ".join(f"{k} {r.get('load_avg_start', float('nan')):.1f}/{r.get('load_avg_end', float('nan')):.1f}"
                            for k, r in reps.items()) + ". On a shared CPU each run gets a different share of the "
                "machine; the step counts show how far each got.", ""]
+        for r in o.get("restarts", []):
+            md[-1:-1] = [f"Restart {r['restart']} at {r['at_minutes']:g} min (epoch {r['at_epoch']}, step {r['at_step']}): "
+                         f"continued from `{r['init_model']}` at lr {r['lr']:g}: {r['why']}"]
         if len(o.get("segments", [])) > 1:
             md[-1:-1] = ["Hardware by stretch of training time: " + "; ".join(
                 f"{a:g}–{g['until_minutes']:g} min on {g['device']} ({g['machine']})"

@@ -39,9 +39,10 @@ def test_train_only_history_and_axes(tmp_path):
 
     hist = [{k: v for k, v in r.items() if k != "valid"} for r in _history(3)]
     fig, axes = plt.subplots(1, 2)
-    out = curves.learning_curve(hist, axes=axes)
+    out = curves.learning_curve(hist, axes=axes, marks=[(0.4, "restart")])
     assert out["best_valid"] is None and out["lr_drops"] == [pytest.approx(0.75)]
-    assert len(axes[1].get_lines()) >= 2  # the training curve and the learning-rate drop
+    assert len(axes[1].get_lines()) >= 3  # the training curve, the learning-rate drop and the mark
+    assert "restart" in axes[1].get_legend_handles_labels()[1]
     plt.close(fig)
 
 

@@ -59,7 +59,7 @@ def load_history(path: str | os.PathLike) -> list[dict]:
 
 
 def learning_curve(history, path: str | os.PathLike | None = None, *, title: str = "",
-                   references: dict | None = None, spans=None, axes=None) -> dict:
+                   references: dict | None = None, spans=None, marks=None, axes=None) -> dict:
     r"""Plot energy and force MAE (training and validation) against training time in hours.
 
     Parameters
@@ -73,6 +73,8 @@ def learning_curve(history, path: str | os.PathLike | None = None, *, title: str
         ``label -> (energy MAE, force MAE)`` drawn as horizontal lines (``None`` skips a panel).
     spans : list of (start_hours, end_hours, label), optional
         Stretches of training time to shade, e.g. ``[(1.08, 1.36, "H100")]``.
+    marks : list of (hours, label), optional
+        Moments to mark with a vertical line, e.g. ``[(7.45, "restart: fresh optimiser")]``.
     axes : pair of matplotlib axes, optional
         Draw into these instead of a new figure.
 
@@ -110,6 +112,8 @@ def learning_curve(history, path: str | os.PathLike | None = None, *, title: str
     for k, (ax, (key, label)) in enumerate(zip(axes, PANELS)):
         for start, end, name in spans or ():
             ax.axvspan(start, end, color="tab:orange", alpha=0.15, lw=0, label=name)
+        for at, name in marks or ():
+            ax.axvline(at, color="tab:gray", ls="--", lw=0.8, label=name)
         ax.plot(hours, [r["train"].get(key, math.nan) for r in history], lw=0.8, color="tab:blue", label="train")
         if valid:
             ax.plot([h for h, _ in valid], [r["valid"].get(key, math.nan) for _, r in valid], lw=1.0,
