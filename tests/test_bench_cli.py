@@ -65,7 +65,7 @@ def test_rmd17_long_run_restart_continues_history_and_checkpoints_are_kept(tmp_p
     torch.save({"step": 5}, run / "checkpoint.pt")
     mod.common.keep_checkpoint(run, keep)
     fresh = mod.common.seed_long_run(tmp_path / "no-bench-run", tmp_path / "clone" / "run", kept=keep)
-    assert torch.load(fresh / "checkpoint.pt") == {"step": 5}
+    assert torch.load(fresh / "checkpoint.pt", weights_only=True) == {"step": 5}
 
 
 def test_soft_equivariance_merges_runs_by_seed(tmp_path):
