@@ -28,8 +28,8 @@ even-degree part of :math:`y` only and :math:`M_{eo}`, :math:`M_{oe}` from the o
 blocks separately halves the build's multiply-adds (:math:`\approx n R_1 R_2 R_3 / 2`).
 
 For one-channel :math:`y` the batch goes through in chunks whose matrices stay in cache
-(`CHUNK_BYTES`); the chunks' matrices are kept for the backward up to `KEEP_BYTES` and rebuilt
-beyond. A backward that must itself be differentiable (``create_graph=True``) differentiates the
+(`CHUNK_BYTES`); the chunks' matrices (and their gathered, weighted rows) are kept for the
+backward up to `KEEP_BYTES` and rebuilt beyond. A backward that must itself be differentiable (``create_graph=True``) differentiates the
 plain whole-batch formula with autograd, so double backward is exact; ``uuu`` (one matrix per sample
 *and* channel) and ``torch.compile`` use the plain formula too.
 
@@ -210,8 +210,9 @@ def _apply_adjoint(plan, g, x, y, gz, m, need_x, need_y):
     return gx, gy
 
 
-def _keep(plan, n, x, needs_grad) -> bool:
-    size = n * plan.rows[0] * plan.rows[2] * x.element_size()
+def _keep(plan, n, x, needs_grad, per_sample: int = 0) -> bool:
+    """Keep the chunks' matrices (and ``per_sample`` more values per sample) for the backward?"""
+    size = n * (plan.rows[0] * plan.rows[2] + per_sample) * x.element_size()
     return needs_grad and size <= keep_bytes(KEEP_BYTES, x.device)
 
 
@@ -339,15 +340,18 @@ class _WeightedMatrix(torch.autograd.Function):
         n = x.shape[0]
         t = layout.tensors(x.dtype, x.device)
         g = plan.parity_tensors(x.dtype, x.device)
-        ctx.kept = [] if _keep(plan, n, x, any(ctx.needs_input_grad[1:4])) else None
+        rows = [leg[0] * len(leg[4]) for leg in t]  # values per sample of each leg's row layout
+        ctx.kept = [] if _keep(plan, n, x, any(ctx.needs_input_grad[1:4]), 3 * rows[0] + 3 * rows[1] + 2 * rows[2]) else None
         out = x.new_empty(n, len(t[2][1]))
         for s, e in _chunks(plan, n, x):
-            xw = _rows(t[0], x, s, e).mul_(_weights(t[0], w, ws[0], s, e))
-            yw = _rows(t[1], y, s, e).mul_(_weights(t[1], w, ws[1], s, e))
-            z, m = _apply(plan, g, xw, yw.view(e - s, -1))
-            if ctx.kept is not None:
-                ctx.kept.append((m, z))
-            out[s:e] = _columns(t[2], z * _weights(t[2], w, ws[2], s, e))
+            xr, w1 = _rows(t[0], x, s, e), _weights(t[0], w, ws[0], s, e)
+            yr, w2 = _rows(t[1], y, s, e), _weights(t[1], w, ws[1], s, e)
+            xw, yw = xr * w1, (yr * w2).view(e - s, -1)
+            z, m = _apply(plan, g, xw, yw)
+            w3 = _weights(t[2], w, ws[2], s, e)
+            if ctx.kept is not None:  # the chunk's row layouts too: the backward needs no gathers but g_z's
+                ctx.kept.append((m, z, xr, w1, xw, yr, w2, yw, w3))
+            out[s:e] = _columns(t[2], z * w3)
         return out
 
     @staticmethod
@@ -382,11 +386,15 @@ def _weighted_backward(layout, x, y, w, gz, needs, kept):
             gw[s:e, a:b] = v
 
     for i, (s, e) in enumerate(_chunks(plan, n, x)):
-        m, z = kept[i] if kept is not None else (None, None)
-        xr, w1 = _rows(t[0], x, s, e), _weights(t[0], w, ws[0], s, e)
-        yr, w2 = _rows(t[1], y, s, e), _weights(t[1], w, ws[1], s, e)
-        xw, yw = xr * w1, (yr * w2).view(e - s, -1)
-        g3, w3 = _rows(t[2], gz, s, e), _weights(t[2], w, ws[2], s, e)
+        if kept is not None:
+            m, z, xr, w1, xw, yr, w2, yw, w3 = kept[i]
+        else:
+            m = z = None
+            xr, w1 = _rows(t[0], x, s, e), _weights(t[0], w, ws[0], s, e)
+            yr, w2 = _rows(t[1], y, s, e), _weights(t[1], w, ws[1], s, e)
+            xw, yw = xr * w1, (yr * w2).view(e - s, -1)
+            w3 = _weights(t[2], w, ws[2], s, e)
+        g3 = _rows(t[2], gz, s, e)
         if need_w:
             if z is None:
                 z = _apply(plan, g, xw, yw)[0]
