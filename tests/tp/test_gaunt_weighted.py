@@ -1,18 +1,39 @@
-"""The grid Gaunt product with per-degree weights fused into its chunks equals the unfused formula."""
+"""The fused Gaunt kernels (grid route: `_gaunt_weighted`; matrix route: `_gaunt_matrix`), with the
+per-degree weights applied inside their chunks, equal their unfused whole-batch formulas: forward,
+backward for every subset of inputs, shared or per-sample weights, intermediates kept or recomputed,
+and double backward."""
 
 import pytest
 import torch
 
 import equiv.tp._gaunt_form as form
+import equiv.tp._gaunt_matrix as matrix
 from equiv.tp import GauntTensorProduct
 from equiv.tp._gaunt_weighted import unfused_weighted_gaunt, weighted_gaunt
 
 CASES = [
-    ("3x0e + 3x1o + 3x2e + 3x3o", "0e + 1o + 2e"),  # uvu, edge harmonics
-    ("3x0e + 3x2e", "3x1o + 3x2e"),  # uuu, missing degrees
-    ("2x3o + 2x1o + 2x0e", "2e + 0e"),  # unsorted irreps
+    ("3x0e + 3x1o + 3x2e + 3x3o", "0e + 1o + 2e", "3x0e + 3x1o + 3x2e + 3x3o"),  # uvu, edge harmonics
+    ("3x0e + 3x2e", "3x1o + 3x2e", "3x1o + 3x2e + 3x3o"),  # uuu, missing degrees (grid only)
+    ("2x3o + 2x1o + 2x0e", "2e + 0e", "2x2e + 2x0e + 2x5o"),  # unsorted irreps
+    ("2x0e + 2x2e", "1o + 3o", "2x1o + 2x3o + 2x5o"),  # only even x, only odd y: one parity block each
 ]
-OUT = {CASES[0]: "3x0e + 3x1o + 3x2e + 3x3o", CASES[1]: "3x1o + 3x2e + 3x3o", CASES[2]: "2x2e + 2x0e + 2x5o"}
+
+
+def _route(method, irreps, monkeypatch, keep=True):
+    """``(module, fused(x, y, w), unfused(x, y, w))`` of a route, with a few samples per chunk."""
+    tp = GauntTensorProduct(*irreps, method=method, shared_weights=False)
+    if method == "grid":
+        monkeypatch.setattr(form, "_CHUNK_BYTES", 2000)
+        if not keep:
+            monkeypatch.setattr(form, "_KEEP_BYTES", 0)  # the backward recomputes the legs
+        return tp, lambda x, y, w: weighted_gaunt(tp._plan, x, y, w), lambda x, y, w: unfused_weighted_gaunt(tp._plan, x, y, w)
+    monkeypatch.setattr(matrix, "CHUNK_BYTES", 3000)
+    if not keep:
+        monkeypatch.setattr(matrix, "KEEP_BYTES", 0)  # the backward rebuilds the matrices
+    fused = tp._generic  # captured before the swap below: the module's whole-batch path
+    plain = GauntTensorProduct(*irreps, method="matrix", shared_weights=False)
+    plain._fn = matrix._plain  # the reference: whole-batch operations, differentiated by autograd
+    return tp, lambda x, y, w: matrix.weighted_gaunt_matrix(tp._layout, x, y, w, fused), plain._generic
 
 
 def _inputs(tp, n, shared, need):
@@ -22,17 +43,18 @@ def _inputs(tp, n, shared, need):
     return x, y, w
 
 
-@pytest.mark.parametrize("irreps", CASES)
+# the matrix route's fused kernel is for one-channel y (uuu takes the plain formula)
+ROUTES = [("grid", c) for c in CASES] + [("matrix", c) for c in CASES if c is not CASES[1]]
+
+
+@pytest.mark.parametrize("method, irreps", ROUTES)
 @pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("keep", [True, False])
 @pytest.mark.parametrize("need", [(True, True, True), (True, False, False), (False, True, False), (False, False, True)])
-def test_fused_forward_and_backward_match_unfused(irreps, shared, keep, need, monkeypatch):
-    monkeypatch.setattr(form, "_CHUNK_BYTES", 2000)  # a few samples per chunk: several chunks
-    if not keep:
-        monkeypatch.setattr(form, "_KEEP_BYTES", 0)  # the backward recomputes the legs
-    tp = GauntTensorProduct(*irreps, OUT[irreps], method="grid", shared_weights=False)
+def test_fused_forward_and_backward_match_unfused(method, irreps, shared, keep, need, monkeypatch):
+    tp, fused, unfused = _route(method, irreps, monkeypatch, keep)
     x, y, w = _inputs(tp, 13, shared, need)
-    z, ref = weighted_gaunt(tp._plan, x, y, w), unfused_weighted_gaunt(tp._plan, x, y, w)
+    z, ref = fused(x, y, w), unfused(x, y, w)
     assert (z - ref).abs().max() < 1e-12 * ref.abs().max()
     g = torch.randn_like(z)
     inputs = [v for v in (x, y, w) if v.requires_grad]
@@ -43,26 +65,29 @@ def test_fused_forward_and_backward_match_unfused(irreps, shared, keep, need, mo
         assert (a - b).abs().max() < 1e-12 * b.abs().max()
 
 
-def test_double_backward_matches_unfused():
-    tp = GauntTensorProduct(*CASES[0], OUT[CASES[0]], method="grid", shared_weights=False)
+@pytest.mark.parametrize("method", ["grid", "matrix"])
+def test_double_backward_matches_unfused(method, monkeypatch):
+    tp, fused, unfused = _route(method, CASES[0], monkeypatch)
     x, y, w = _inputs(tp, 5, False, (True, True, True))
     v = torch.randn(5, tp.irreps_in1.dim, dtype=torch.float64)
     grads = []
-    for fn in (weighted_gaunt, unfused_weighted_gaunt):
-        z = fn(tp._plan, x, y, w)
+    for fn in (fused, unfused):
+        z = fn(x, y, w)
         gx, = torch.autograd.grad(z.square().sum(), x, create_graph=True)  # a force-like gradient
         grads.append(torch.autograd.grad((gx * v).sum(), (x, y, w)))
     for a, b in zip(*grads):
         assert (a - b).abs().max() < 1e-12 * b.abs().max()
 
 
-def test_module_uses_the_fused_product():
-    tp = GauntTensorProduct("2x0e + 2x1o + 2x2e", "0e + 1o", "2x0e + 2x1o + 2x2e", method="grid", shared_weights=False)
+@pytest.mark.parametrize("method, backward", [("grid", "_WeightedGauntBackward"), ("matrix", "_WeightedMatrixBackward")])
+def test_module_uses_the_fused_product(method, backward):
+    tp = GauntTensorProduct("2x0e + 2x1o + 2x2e", "0e + 1o", "2x0e + 2x1o + 2x2e", method=method, shared_weights=False)
     x, y, w = _inputs(tp, 4, False, (True, False, True))
     out = tp(x, y, w)
     fn = out.grad_fn if out.grad_fn.name() != "ViewBackward0" else out.grad_fn.next_functions[0][0]
-    assert type(fn).__name__ == "_WeightedGauntBackward"
-    assert torch.allclose(out, unfused_weighted_gaunt(tp._plan, x, y, w), atol=1e-13)
+    assert type(fn).__name__ == backward
+    ref = GauntTensorProduct("2x0e + 2x1o + 2x2e", "0e + 1o", "2x0e + 2x1o + 2x2e", method="fourier", shared_weights=False)
+    assert torch.allclose(out, ref.double()(x, y, w), atol=1e-13)
 
 
 def test_gather_rows_both_paths_equal_a_plain_gather():
