@@ -341,7 +341,7 @@ class _WeightedMatrix(torch.autograd.Function):
         t = layout.tensors(x.dtype, x.device)
         g = plan.parity_tensors(x.dtype, x.device)
         rows = [leg[0] * len(leg[4]) for leg in t]  # values per sample of each leg's row layout
-        ctx.kept = [] if _keep(plan, n, x, any(ctx.needs_input_grad[1:4]), 3 * rows[0] + 3 * rows[1] + 2 * rows[2]) else None
+        ctx.kept = [] if _keep(plan, n, x, any(ctx.needs_input_grad[1:4]), 2 * rows[0] + 2 * rows[1] + rows[2]) else None
         out = x.new_empty(n, len(t[2][1]))
         for s, e in _chunks(plan, n, x):
             xr, w1 = _rows(t[0], x, s, e), _weights(t[0], w, ws[0], s, e)
@@ -349,8 +349,8 @@ class _WeightedMatrix(torch.autograd.Function):
             xw, yw = xr * w1, (yr * w2).view(e - s, -1)
             z, m = _apply(plan, g, xw, yw)
             w3 = _weights(t[2], w, ws[2], s, e)
-            if ctx.kept is not None:  # the chunk's row layouts too: the backward needs no gathers but g_z's
-                ctx.kept.append((m, z, xr, w1, xw, yr, w2, yw, w3))
+            if ctx.kept is not None:  # the gathered inputs too: the backward gathers only g_z and w_3
+                ctx.kept.append((m, z, xr, w1, yr, w2))
             out[s:e] = _columns(t[2], z * w3)
         return out
 
@@ -387,13 +387,13 @@ def _weighted_backward(layout, x, y, w, gz, needs, kept):
 
     for i, (s, e) in enumerate(_chunks(plan, n, x)):
         if kept is not None:
-            m, z, xr, w1, xw, yr, w2, yw, w3 = kept[i]
+            m, z, xr, w1, yr, w2 = kept[i]
         else:
             m = z = None
             xr, w1 = _rows(t[0], x, s, e), _weights(t[0], w, ws[0], s, e)
             yr, w2 = _rows(t[1], y, s, e), _weights(t[1], w, ws[1], s, e)
-            xw, yw = xr * w1, (yr * w2).view(e - s, -1)
-            w3 = _weights(t[2], w, ws[2], s, e)
+        xw, yw = xr * w1, (yr * w2).view(e - s, -1)
+        w3 = _weights(t[2], w, ws[2], s, e)
         g3 = _rows(t[2], gz, s, e)
         if need_w:
             if z is None:
