@@ -177,6 +177,9 @@ class GauntTensorProduct(torch.nn.Module):
     >>> fourier = GauntTensorProduct(irreps, "0e + 1o + 2e", irreps, method="fourier")
     >>> bool(torch.allclose(fourier(x, y), tp(x, y), atol=1e-5))
     True
+    >>> auto = GauntTensorProduct(irreps, "0e + 1o + 2e", irreps)  # one-channel y, L <= 8: the matrix route
+    >>> auto.method, bool(torch.allclose(auto(x, y), tp(x, y), atol=1e-5))
+    ('matrix', True)
     >>> GauntTensorProduct("4x1o", "1o", "4x1e")  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     ValueError: GauntTensorProduct: irreps_out has 4x1e ...
