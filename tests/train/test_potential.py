@@ -137,5 +137,7 @@ def test_init_model_starts_from_saved_weights(data, tmp_path):
     train_potential(config(data, tmp_path / "c", init_model=first["model_path"], max_steps=1, ema=False, test=False))
     moved = load_potential(tmp_path / "c" / "model.pt")
     assert any(not torch.equal(a, b) for a, b in zip(saved.parameters(), moved.parameters()))
+    with pytest.raises(FileNotFoundError, match="init_model: no saved potential"):
+        train_potential(config(data, tmp_path / "e", init_model=str(tmp_path / "missing.pt"), test=False))
     with pytest.raises(ValueError, match="not a saved equiv potential"):
         train_potential(config(data, tmp_path / "d", init_model=str(tmp_path / "a" / "checkpoint.pt"), test=False))

@@ -314,6 +314,9 @@ def _initial_model(path, species) -> tuple[str, dict, dict]:
     checked against the training data's species."""
     from equiv.models._potential_registry import potential_name
 
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"init_model: no saved potential at {str(path)!r} (expected a model.pt written by "
+                                "equiv train potential)")
     saved = load_potential(path)
     missing = sorted(set(species) - {int(z) for z in saved.species})
     if missing:
