@@ -127,8 +127,13 @@ def test_shared_internal_weights_and_repr():
 def test_auto_method():
     assert GauntTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o").method == "matrix"  # one-channel y
     assert GauntTensorProduct("2x0e + 2x1o", "2x0e + 2x1o", "2x0e + 2x1o").method == "grid"  # uuu
-    high = " + ".join(f"2x{l}{'eo'[l % 2]}" for l in range(10))
-    assert GauntTensorProduct(high, "0e + 1o", high).method == "grid"  # beyond AUTO_MATRIX_MAX_L
+    def signal(c, lmax):
+        return " + ".join(f"{c}x{l}{'eo'[l % 2]}" for l in range(lmax + 1))
+
+    # L**3 <= 32 C: up to L = 8 for 16 channels, L = 12 for 64
+    assert GauntTensorProduct(signal(16, 8), "0e + 1o", signal(16, 8)).method == "matrix"
+    assert GauntTensorProduct(signal(16, 9), "0e + 1o", signal(16, 9)).method == "grid"
+    assert GauntTensorProduct(signal(64, 12), "0e + 1o", signal(64, 12)).method == "matrix"
 
 
 def test_parity_restriction_and_errors():

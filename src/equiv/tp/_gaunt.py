@@ -14,9 +14,11 @@ from ._layout import flatten_batch, inverse_permutation, select
 __all__ = ["GauntTensorProduct", "gaunt_path_coefficient"]
 
 METHODS = ("auto", "grid", "fourier", "matrix")
-#: ``method="auto"`` takes the matrix route up to this degree (one-channel second input), else the grid:
-#: the crossover measured on CPU (`benchmarks/tensor_products.py`, C = 16 and 64, batch 1024).
-AUTO_MATRIX_MAX_L = 8
+#: ``method="auto"`` takes the matrix route (one-channel second input) while ``L**3 <= AUTO_MATRIX_FACTOR * C``
+#: (``L`` the largest degree, ``C`` the channels), else the grid. The matrix route's build grows as
+#: ``L**6`` per sample and the grid as ``C L**3``; forward + backward crossovers measured on CPU
+#: (`benchmarks/tensor_products.py`, batch 1024): C = 16 between L = 8 and 9, C = 64 at L = 12.
+AUTO_MATRIX_FACTOR = 32
 
 
 @functools.lru_cache(maxsize=None)
@@ -145,8 +147,9 @@ class GauntTensorProduct(torch.nn.Module):
       (:math:`O(C L^4)`) (`equiv.tp._gaunt_matrix`). Fewer, larger operations than the grid: faster on
       CPU up to about :math:`L = 8`, slower beyond.
 
-    ``"auto"`` (the default) takes ``"matrix"`` when ``irreps_in2`` has multiplicity 1 and no degree
-    exceeds `AUTO_MATRIX_MAX_L`, else ``"grid"``; ``method`` holds the choice.
+    ``"auto"`` (the default) takes ``"matrix"`` when ``irreps_in2`` has multiplicity 1 and
+    :math:`L^3 \le 32\, C` (`AUTO_MATRIX_FACTOR`; :math:`L` the largest degree: up to 8 for 16 channels,
+    12 for 64), else ``"grid"``; ``method`` holds the choice.
 
     Parameters
     ----------
@@ -177,7 +180,7 @@ class GauntTensorProduct(torch.nn.Module):
     >>> fourier = GauntTensorProduct(irreps, "0e + 1o + 2e", irreps, method="fourier")
     >>> bool(torch.allclose(fourier(x, y), tp(x, y), atol=1e-5))
     True
-    >>> auto = GauntTensorProduct(irreps, "0e + 1o + 2e", irreps)  # one-channel y, L <= 8: the matrix route
+    >>> auto = GauntTensorProduct(irreps, "0e + 1o + 2e", irreps)  # one-channel y, small L: the matrix route
     >>> auto.method, bool(torch.allclose(auto(x, y), tp(x, y), atol=1e-5))
     ('matrix', True)
     >>> GauntTensorProduct("4x1o", "1o", "4x1e")  # doctest: +IGNORE_EXCEPTION_DETAIL
@@ -216,7 +219,7 @@ class GauntTensorProduct(torch.nn.Module):
         self.mode = "uvu" if v == 1 and c != 1 else ("uuu" if v == c else "uvu")
         if method == "auto":
             top = max(ir.l for irreps in (i1, i2, io) for _, ir in irreps)
-            method = self.method = "matrix" if v == 1 and top <= AUTO_MATRIX_MAX_L else "grid"
+            method = self.method = "matrix" if v == 1 and top**3 <= AUTO_MATRIX_FACTOR * c else "grid"
         ls1, ls2 = [ir.l for _, ir in i1], [ir.l for _, ir in i2]
         for _, ir in io:
             want = s1 * s2 * (-1) ** ir.l
