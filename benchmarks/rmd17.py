@@ -94,8 +94,9 @@ def main(argv=None) -> int:
                 raise SystemExit("--restart-from: only equiv runs can restart from a saved model")
             restarts.append(_new_restart(keep, args.restart_from, args.lr, len(restarts) + 1))
         offset = restarts[-1] if restarts else None
-        if offset:  # the budget counts the whole run's training time, restarts included
-            run_cfg.update(init_model=str(args.restart_from or offset["init_model"]),
+        if offset:  # the budget counts the whole run's training time, restarts included; the restarted
+            # run's learning rate is part of its identity (resuming it with another lr is refused)
+            run_cfg.update(init_model=str(args.restart_from or offset["init_model"]), lr=offset["lr"],
                            time_budget_minutes=max(budget - offset["at_minutes"], 0.0))
         print(f"== {name}: {budget} min of training on {args.molecule}"
               + (f" ({run_cfg['time_budget_minutes']:.1f} min after restart {len(restarts)})" if offset else ""), flush=True)
