@@ -139,5 +139,14 @@ def test_init_model_starts_from_saved_weights(data, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(saved.parameters(), moved.parameters()))
     with pytest.raises(FileNotFoundError, match="init_model: no saved potential"):
         train_potential(config(data, tmp_path / "e", init_model=str(tmp_path / "missing.pt"), test=False))
+    from ase.io import write
+    from potential_helpers import lj_frames
+
+    frames = lj_frames(8, seed=3)
+    frames[0].numbers[0] = 7  # nitrogen: not a species of the saved model
+    write(str(tmp_path / "with_n.xyz"), frames, format="extxyz")
+    with pytest.raises(ValueError, match="no parameters for the species \\['N'\\]"):
+        train_potential(config((str(tmp_path / "with_n.xyz"), data[1]), tmp_path / "f", init_model=first["model_path"],
+                               test=False))
     with pytest.raises(ValueError, match="not a saved equiv potential"):
         train_potential(config(data, tmp_path / "d", init_model=str(tmp_path / "a" / "checkpoint.pt"), test=False))
