@@ -156,6 +156,12 @@ def test_parity_restriction_and_errors():
         tp(torch.randn(2, 4), torch.randn(2, 1))
     with pytest.raises(ValueError, match="last dimension 4"):
         tp(torch.randn(2, 5), torch.randn(2, 1), torch.randn(2, tp.weight_numel))
+    for method in ("grid", "fourier", "matrix"):  # mixed dtypes: a clear error, not a kernel's
+        mixed = GauntTensorProduct("4x0e + 4x1o", "0e + 1o", "4x0e + 4x1o", method=method)
+        with pytest.raises(ValueError, match="same floating-point dtype"):
+            mixed(torch.randn(3, 16), torch.randn(3, 4, dtype=torch.float64))
+        with pytest.raises(ValueError, match="same floating-point dtype"):
+            mixed(torch.ones(3, 16, dtype=torch.long), torch.ones(3, 4, dtype=torch.long))
 
 
 def test_torch_compile_fullgraph():

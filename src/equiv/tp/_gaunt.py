@@ -336,6 +336,10 @@ class GauntTensorProduct(torch.nn.Module):
                 raise ValueError(
                     f"GauntTensorProduct: {name} must have last dimension {irreps.dim}, got shape {tuple(getattr(t, 'shape', ()))}"
                 )
+        if x.dtype != y.dtype or not x.dtype.is_floating_point:
+            raise ValueError(f"GauntTensorProduct: x and y must have the same floating-point dtype, got {x.dtype} and {y.dtype}")
+        if x.device != y.device:
+            raise ValueError(f"GauntTensorProduct: x and y must be on the same device, got {x.device} and {y.device}")
         w = self._get_weights(weight)
         batch, n, x, y, w = flatten_batch(x, y, w, self.shared_weights)
         if n == 0:  # an empty batch (e.g. a graph without edges): empty output, zero gradients
