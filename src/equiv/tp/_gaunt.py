@@ -94,20 +94,15 @@ def _signal_irreps(irreps, name, muls):
     return mul, signs.pop()
 
 
-def _matrix_layout(plan, irreps, perms):
+def _matrix_layout(plan, irreps):
     """`MulIrMatrixLayout` of a ``uvu`` product with one-channel second input."""
-    from ._gaunt_matrix import MulIrMatrixLayout, parity_row_order
+    from ._gaunt_matrix import MulIrMatrixLayout
 
-    legs, slices, start = [], [], 0
-    for ir, (perm, _) in zip(irreps, perms):
-        mul = ir[0].mul
-        index = {i.ir.l: a for a, i in enumerate(ir)}
-        deg = [index[l] for l, _ in parity_row_order(list(index))]
-        widx = [deg[r] * mul + u for u in range(mul) for r in range(len(deg))]
-        legs.append((mul, perm, widx, deg, len(ir)))
-        slices.append((start, start + mul * len(ir)))
-        start += mul * len(ir)
-    return MulIrMatrixLayout(plan, legs, slices)
+    slices, start = [], 0
+    for ir in irreps:
+        slices.append((start, start + ir[0].mul * len(ir)))
+        start = slices[-1][1]
+    return MulIrMatrixLayout(plan, irreps, slices)
 
 
 class GauntTensorProduct(torch.nn.Module):
@@ -268,7 +263,7 @@ class GauntTensorProduct(torch.nn.Module):
             self._perms = [_row_permutation(i, parity_row_order) for i in (i1, i2, io)]
             self._plan = matrix_plan(tuple(ls1), tuple(ls2), tuple(self._ls3))
             self._fn = gaunt_matrix
-            self._layout = _matrix_layout(self._plan, (i1, i2, io), self._perms) if v == 1 else None
+            self._layout = _matrix_layout(self._plan, (i1, i2, io)) if v == 1 else None
 
     def __repr__(self) -> str:
         return (

@@ -27,9 +27,16 @@ even degrees first, :math:`M` has four blocks, :math:`M_{ee}` and :math:`M_{oo}`
 even-degree part of :math:`y` only and :math:`M_{eo}`, :math:`M_{oe}` from the odd part. Building the
 blocks separately halves the build's multiply-adds (:math:`\approx n R_1 R_2 R_3 / 2`).
 
-For one-channel :math:`y` the batch goes through in chunks whose matrices stay in cache
-(`CHUNK_BYTES`); the chunks' matrices (and their gathered, weighted rows) are kept for the
-backward up to `KEEP_BYTES` and rebuilt beyond. A backward that must itself be differentiable (``create_graph=True``) differentiates the
+**Layouts.** Rows are ordered by parity, then degree, then order (`parity_row_order`), so each
+parity is a contiguous range of rows and each degree a contiguous slab within it. The ``mul_ir``
+coefficients and the per-degree weights move into this row layout by one whole-batch gather per leg
+(`MulIrMatrixLayout`); the batched products read and write contiguous matrices (the backward's
+:math:`g_x` is computed transposed, :math:`M g_z^\top`, which is about twice as fast on CPU as
+:math:`g_z M^\top` with a transposed operand).
+
+For one-channel :math:`y` the batch goes through in chunks of a few MB of matrices
+(`CHUNK_BYTES`); the chunks' matrices are kept for the backward up to `KEEP_BYTES` and rebuilt
+beyond. A backward that must itself be differentiable (``create_graph=True``) differentiates the
 plain whole-batch formula with autograd, so double backward is exact; ``uuu`` (one matrix per sample
 *and* channel) and ``torch.compile`` use the plain formula too.
 
@@ -61,15 +68,19 @@ KEEP_BYTES = 64 << 20
 
 
 def parity_row_order(ls) -> list[tuple[int, int]]:
-    """`row_order` with the even degrees first: the rows of the matrix route."""
-    order = row_order(ls)
-    return [lm for lm in order if lm[0] % 2 == 0] + [lm for lm in order if lm[0] % 2 == 1]
+    """The ``(l, m)`` of the rows of the matrix route: even degrees first, then odd, each degree's
+    orders ``m = -l..l`` together (a degree is a contiguous slab of rows)."""
+    ls = sorted(ls)
+    return [(l, m) for p in (0, 1) for l in ls if l % 2 == p for m in range(-l, l + 1)]
 
 
 class MatrixPlan:
     r"""The Gaunt tensor of three degree sets for `gaunt_matrix`, rows in `parity_row_order`.
 
-    ``rows`` is ``(R1, R2, R3)`` and ``even`` the number of even-degree rows of each leg.
+    ``rows`` is ``(R1, R2, R3)`` and ``even`` the number of even-degree rows of each leg;
+    ``parity_rows[k] = (even, odd)`` rows of leg ``k``. ``blocks`` lists the non-empty blocks
+    ``(p1, p3, p2)`` of :math:`M`: rows of leg 1 with parity ``p1``, columns of leg 3 with parity
+    ``p3``, built from the rows of ``y`` with parity ``p2 = p1 + p3 (mod 2)``.
     """
 
     def __init__(self, ls1, ls2, ls3):
@@ -77,6 +88,7 @@ class MatrixPlan:
         orders = [parity_row_order(ls) for ls in self.ls]
         self.rows = tuple(len(o) for o in orders)
         self.even = tuple(sum(1 for l, _ in o if l % 2 == 0) for o in orders)
+        self.parity_rows = tuple((e, r - e) for e, r in zip(self.even, self.rows))
         r1, r2, r3 = self.rows
         index = [{lm: i for i, lm in enumerate(o)} for o in orders]
         rows_of = [{l: np.array([idx[(l, m)] for m in range(-l, l + 1)]) for l in ls} for idx, ls in zip(index, self.ls)]
@@ -90,24 +102,17 @@ class MatrixPlan:
                     g[np.ix_(rows_of[1][l2], rows_of[0][l1], rows_of[2][l3])] = block.transpose(1, 0, 2)
         self._g = g
         self.nnz = int(np.count_nonzero(g))
-        e1, e2, e3 = self.even
-        # blocks (p1, p3) of M: rows of leg 1 with parity p1, columns of leg 3 with parity p3; built
-        # from the rows of y with parity p1 + p3. Per parity of y, its blocks side by side.
-        sl = [(slice(0, e1), slice(e1, r1)), (slice(0, e2), slice(e2, r2)), (slice(0, e3), slice(e3, r3))]
-        self.blocks = {}  # (p1, p3) -> (y parity, column offset in that parity's build, shape)
-        mats = {0: [], 1: []}
-        for p2 in (0, 1):
-            offset = 0
-            for p1 in (0, 1):
-                p3 = (p1 + p2) % 2
+        sl = [(slice(0, e), slice(e, r)) for e, r in zip(self.even, self.rows)]
+        self.blocks, self._block_np = [], []
+        for p1 in (0, 1):
+            for p3 in (0, 1):
+                p2 = (p1 + p3) % 2
                 a, c = sl[0][p1], sl[2][p3]
-                block = g[sl[1][p2], a, c]  # (rows of y, rows1, rows3)
-                shape = (a.stop - a.start, c.stop - c.start)
-                self.blocks[(p1, p3)] = (p2, offset, shape)
-                mats[p2].append(block.reshape(block.shape[0], shape[0] * shape[1]))
-                offset += shape[0] * shape[1]
-        self._build = [np.concatenate(mats[p], 1) for p in (0, 1)]
-        self.build_macs = sum(m.size for m in self._build)  # multiply-adds per sample of the build
+                if a.stop > a.start and c.stop > c.start:
+                    block = g[sl[1][p2], a, c]  # (rows of y of parity p2, rows1, rows3)
+                    self.blocks.append((p1, p3, p2))
+                    self._block_np.append(block.reshape(block.shape[0], block.shape[1] * block.shape[2]))
+        self.build_macs = sum(m.size for m in self._block_np)  # multiply-adds per sample of the build
         self._cache = {}
 
     def tensor(self, dtype, device) -> torch.Tensor:
@@ -118,24 +123,22 @@ class MatrixPlan:
             t = self._cache[key] = torch.as_tensor(self._g.reshape(self.rows[1], -1), dtype=dtype, device=device)
         return t
 
-    def parity_tensors(self, dtype, device) -> list[torch.Tensor]:
-        """Per parity of ``y``: its rows' blocks of ``G``, ``(R2_p, width_p)`` (cached)."""
-        key = ("parity", dtype, torch.device(device))
+    def block_tensors(self, dtype, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per block of `blocks`: ``G`` restricted to it, ``(R2_p2, R1_p1 R3_p3)``, and its transpose
+        (contiguous: the backward's product is faster with it), cached."""
+        key = ("blocks", dtype, torch.device(device))
         t = self._cache.get(key)
         if t is None:
-            t = self._cache[key] = [torch.as_tensor(m, dtype=dtype, device=device) for m in self._build]
+            t = [torch.as_tensor(m, dtype=dtype, device=device) for m in self._block_np]
+            t = self._cache[key] = [(m, m.t().contiguous()) for m in t]
         return t
 
-    def build(self, y: torch.Tensor, g) -> tuple[dict, list[torch.Tensor]]:
-        """The blocks of ``M(y)`` for ``y (n, R2)``: ``{(p1, p3): (n, rows1, rows3) view}``, and the two
-        buffers they view."""
-        e2 = self.even[1]
-        bufs = [y[:, :e2] @ g[0], y[:, e2:] @ g[1]]
-        return {k: _view(bufs[p], off, shape) for k, (p, off, shape) in self.blocks.items()}, bufs
-
-
-def _view(buf, offset, shape):
-    return buf[:, offset : offset + shape[0] * shape[1]].view(buf.shape[0], *shape)
+    def build(self, y_parts, g) -> dict:
+        """The blocks of ``M(y)`` from the even and odd rows of ``y`` (``(n, R2_p)`` each):
+        ``{(p1, p3): (n, R1_p1, R3_p3)}``, one matrix product each."""
+        n = y_parts[0].shape[0]
+        r1, r3 = self.parity_rows[0], self.parity_rows[2]
+        return {(p1, p3): (y_parts[p2] @ gb).view(n, r1[p1], r3[p3]) for (p1, p3, p2), (gb, _) in zip(self.blocks, g)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -158,62 +161,68 @@ def _chunks(plan: MatrixPlan, n: int, x: torch.Tensor):
     return [(s, min(n, s + step)) for s in range(0, n, step)]
 
 
-def _split(t: torch.Tensor, at: int):
-    return t[..., :at], t[..., at:]
+def _keep(plan, n, x, needs_grad) -> bool:
+    """Keep the chunks' matrices for the backward (else rebuild them)?"""
+    return needs_grad and n * plan.rows[0] * plan.rows[2] * x.element_size() <= keep_bytes(KEEP_BYTES, x.device)
 
 
-def _apply(plan, g, x, y):
-    """One chunk: ``z (n, C, R3) = x (n, C, R1) M(y)`` for ``y (n, R2)``; returns ``z`` and ``M``'s blocks."""
-    n, c, r1 = x.shape
-    e1, e3 = plan.even[0], plan.even[2]
-    m, _ = plan.build(y, g)
-    xe, xo = _split(x, e1)
-    parts = []
-    for p3 in (0, 1):
-        if (e3, plan.rows[2] - e3)[p3]:
-            z = torch.bmm(xe, m[0, p3]) if e1 else None
-            if e1 < r1:
-                z = torch.bmm(xo, m[1, p3]) if z is None else z.baddbmm_(xo, m[1, p3])
-            parts.append(z)
-    return (parts[0] if len(parts) == 1 else torch.cat(parts, 2)), m
+# --------------------------------------------------------------------------- kernels on parity buffers
+# The kernels work on "parity buffers": per leg, the rows of each parity in their own contiguous tensor,
+# ``(n, C, R_even)`` and ``(n, C, R_odd)`` (``y``: ``(n, R_even)``, ``(n, R_odd)``), so that every batched
+# product reads and writes contiguous matrices (strided operands and outputs are slow on CPU).
+def _forward_chunk(plan, g, xs, ys, zs, s, e):
+    """``z = x M(y)`` for samples ``[s, e)``: writes ``zs[p3][s:e]``; returns the blocks of ``M``."""
+    m = plan.build([t[s:e] for t in ys], g)
+    done = set()
+    for p1, p3, _ in plan.blocks:
+        out = zs[p3][s:e]
+        if p3 in done:
+            out.baddbmm_(xs[p1][s:e], m[p1, p3])
+        else:
+            torch.bmm(xs[p1][s:e], m[p1, p3], out=out)
+            done.add(p3)
+    for p3 in (0, 1):  # an output parity no block reaches (y lacks the parity) is zero
+        if p3 not in done and plan.parity_rows[2][p3]:
+            zs[p3][s:e].zero_()
+    return m
 
 
-def _apply_adjoint(plan, g, x, y, gz, m, need_x, need_y):
-    """Backward of `_apply` for one chunk: ``(g_x (n, C, R1), g_y (n, R2))`` (``None`` where not needed).
-    ``m`` are the chunk's blocks of ``M`` (rebuilt from ``y`` when ``None``)."""
-    n, c, r1 = x.shape
-    (e1, e2, e3), (_, r2, r3) = plan.even, plan.rows
-    pairs = [(p1, p3) for p1 in (0, 1) for p3 in (0, 1) if (e1, r1 - e1)[p1] and (e3, r3 - e3)[p3]]
-    xs, gzs = _split(x, e1), _split(gz, e3)
-    gx = gy = None
-    if need_x:  # products into fresh (contiguous) tensors: strided outputs are slow on CPU
-        if m is None:
-            m = plan.build(y, g)[0]
-        parts = []
-        for p1 in (0, 1):
-            terms = [torch.bmm(gzs[p3], m[p1, p3].transpose(1, 2)) for q1, p3 in pairs if q1 == p1]
-            if terms:
-                parts.append(terms[0] if len(terms) == 1 else terms[0].add_(terms[1]))
-        gx = parts[0] if len(parts) == 1 else torch.cat(parts, 2)
-    if need_y:
-        gm = [[], []]
-        for p1, p3 in pairs:
-            gm[plan.blocks[p1, p3][0]].append(torch.bmm(xs[p1].transpose(1, 2), gzs[p3]).view(n, -1))
-        parts = []
-        for p2 in (0, 1):
-            if (e2, r2 - e2)[p2]:
-                if gm[p2]:
-                    parts.append((gm[p2][0] if len(gm[p2]) == 1 else torch.cat(gm[p2], 1)) @ g[p2].t())
-                else:
-                    parts.append(y.new_zeros(n, (e2, r2 - e2)[p2]))
-        gy = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
-    return gx, gy
+def _adjoint_chunk(plan, g, xs, ys, gzs, m, s, e, gxts, gys):
+    """Backward of `_forward_chunk` for samples ``[s, e)``: ``g_x`` transposed into ``gxts[p1][s:e]``
+    (``(n, R1_p1, C)``: :math:`M g_z^\top` is the fast product) and ``g_y`` into ``gys[p2][s:e]``
+    (:math:`g_M G^\top` with :math:`g_M = x^\top g_z`), each when its list is given."""
+    if m is None:
+        m = plan.build([t[s:e] for t in ys], g)
+    n = e - s
+    done_x, done_y = set(), set()
+    for (p1, p3, p2), (_, gbt) in zip(plan.blocks, g):
+        gz = gzs[p3][s:e]
+        if gxts is not None:
+            out = gxts[p1][s:e]
+            if p1 in done_x:
+                out.baddbmm_(m[p1, p3], gz.transpose(1, 2))
+            else:
+                torch.bmm(m[p1, p3], gz.transpose(1, 2), out=out)
+                done_x.add(p1)
+        if gys is not None:
+            gm = torch.bmm(xs[p1][s:e].transpose(1, 2), gz).view(n, -1)
+            out = gys[p2][s:e]
+            if p2 in done_y:
+                out.addmm_(gm, gbt)
+            else:
+                torch.mm(gm, gbt, out=out)
+                done_y.add(p2)
+    for bufs, done in ((gxts, done_x), (gys, done_y)):  # parities no block reaches: zero gradient
+        for p in (0, 1):
+            if bufs is not None and p not in done:
+                bufs[p][s:e].zero_()
 
 
-def _keep(plan, n, x, needs_grad, per_sample: int = 0) -> bool:
-    """Keep the chunks' matrices (and ``per_sample`` more values per sample) for the backward?"""
-    size = n * (plan.rows[0] * plan.rows[2] + per_sample) * x.element_size()
-    return needs_grad and size <= keep_bytes(KEEP_BYTES, x.device)
+def _parity_buffers(like, n, c, rows, transposed=False):
+    """Empty parity buffers ``(n, c, R_p)`` (``(n, R_p, c)`` if ``transposed``; ``(n, R_p)`` if ``c`` is None)."""
+    if c is None:
+        return [like.new_empty(n, r) for r in rows]
+    return [like.new_empty(n, r, c) if transposed else like.new_empty(n, c, r) for r in rows]
 
 
 class _MatrixProduct(torch.autograd.Function):
@@ -222,20 +231,24 @@ class _MatrixProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, plan, x, y):
         ctx.plan = plan
-        ctx.save_for_backward(x, y)
         n, c, _ = x.shape
-        g = plan.parity_tensors(x.dtype, x.device)
+        (e1, _), (e2, _), (e3, _) = plan.parity_rows
+        g = plan.block_tensors(x.dtype, x.device)
+        xs = [x[:, :, :e1].contiguous(), x[:, :, e1:].contiguous()]
+        ys = [y[:, 0, :e2].contiguous(), y[:, 0, e2:].contiguous()]
+        zs = _parity_buffers(x, n, c, plan.parity_rows[2])
         ctx.kept = [] if _keep(plan, n, x, ctx.needs_input_grad[1]) else None
-        out = x.new_empty(n, c, plan.rows[2])
         for s, e in _chunks(plan, n, x):
-            out[s:e], m = _apply(plan, g, x[s:e], y[s:e, 0])
+            m = _forward_chunk(plan, g, xs, ys, zs, s, e)
             if ctx.kept is not None:
                 ctx.kept.append(m)
-        return out
+        ctx.save_for_backward(x, y, *xs, *ys)
+        return torch.cat(zs, 2)
 
     @staticmethod
     def backward(ctx, gz):
-        x, y = ctx.saved_tensors
+        x, y, *parts = ctx.saved_tensors
+        xs, ys = parts[:2], parts[2:]
         plan = ctx.plan
         need_x, need_y = ctx.needs_input_grad[1:3]
         if torch.is_grad_enabled():  # create_graph: differentiate the plain formula
@@ -244,17 +257,17 @@ class _MatrixProduct(torch.autograd.Function):
                 z = _plain(plan, x, y)
             grads = iter(torch.autograd.grad(z, inputs, gz, create_graph=True))
             return None, next(grads) if need_x else None, next(grads) if need_y else None
-        g = plan.parity_tensors(x.dtype, x.device)
-        gz = gz.contiguous()
-        gx = torch.empty_like(x) if need_x else None
-        gy = torch.empty_like(y) if need_y else None
-        for i, (s, e) in enumerate(_chunks(plan, x.shape[0], x)):
+        n, c, _ = x.shape
+        e3 = plan.even[2]
+        g = plan.block_tensors(x.dtype, x.device)
+        gzs = [gz[:, :, :e3].contiguous(), gz[:, :, e3:].contiguous()]
+        gxts = _parity_buffers(x, n, c, plan.parity_rows[0], transposed=True) if need_x else None
+        gys = _parity_buffers(x, n, None, plan.parity_rows[1]) if need_y else None
+        for i, (s, e) in enumerate(_chunks(plan, n, x)):
             m = ctx.kept[i] if ctx.kept is not None else None
-            a, b = _apply_adjoint(plan, g, x[s:e], y[s:e, 0], gz[s:e], m, need_x, need_y)
-            if need_x:
-                gx[s:e] = a
-            if need_y:
-                gy[s:e, 0] = b
+            _adjoint_chunk(plan, g, xs, ys, gzs, m, s, e, gxts, gys)
+        gx = torch.cat(gxts, 1).transpose(1, 2) if need_x else None
+        gy = torch.cat(gys, 1).unsqueeze(1) if need_y else None
         return None, gx, gy
 
 
@@ -276,82 +289,111 @@ def gaunt_matrix(plan: MatrixPlan, x: torch.Tensor, y: torch.Tensor) -> torch.Te
 
 # --------------------------------------------------------------------------- mul_ir layout, weights
 class MulIrMatrixLayout:
-    r"""Index tensors that move ``mul_ir`` coefficients and per-degree weights of `GauntTensorProduct`
-    (mode ``uvu``, one-channel ``y``) into the row layout of `_apply`, chunk by chunk.
+    r"""Index tensors that move the legs of a `GauntTensorProduct` (mode ``uvu``, one-channel ``y``)
+    between ``mul_ir`` columns and the kernels' row layout ``(n, mul, R)`` (rows in
+    `parity_row_order`), and spread its per-degree weights over either layout.
 
-    ``legs[k] = (mul, perm, weight_index, degree_of_row, num_degrees)``: ``perm[u R_k + r]`` is the
-    ``mul_ir`` column of channel ``u`` and row ``r`` (`parity_row_order`), ``weight_index[u R_k + r]``
-    the index ``a mul + u`` of its weight (``a`` the row's irrep), within the leg's slice
-    ``weight_slices[k]`` of the concatenated weights.
+    Per leg ``k`` (tensors in ``legs[k]``):
+
+    * ``rows``: the ``mul_ir`` column of row-layout entry ``u R + r`` (a gather into the row layout);
+    * ``row_weight``: the weight column of row-layout entry ``u R + r``;
+    * ``columns``: the row-layout entry of each ``mul_ir`` column (a gather back);
+    * ``columns_t``: the entry ``r mul + u`` of each ``mul_ir`` column in the transposed row layout
+      ``(n, R, mul)`` (the layout of the backward's :math:`g_x`);
+    * ``column_weight``: the weight column of each ``mul_ir`` column;
+    * ``degree``: ``(R, irreps)`` indicator of the degree of each row, in the leg's irreps order;
+      ``(n, mul, R) @ degree`` sums over the orders :math:`m` and gives the weight layout
+      ``(n, irreps, mul)`` after a transpose.
+
+    Every layout change is one whole-batch ``index_select`` (measured on CPU: faster than per-irrep
+    strided copies, whose rows of ``2l+1`` values do not vectorise).
     """
 
-    def __init__(self, plan: MatrixPlan, legs, weight_slices):
+    def __init__(self, plan: MatrixPlan, irreps, weight_slices):
         self.plan, self.weight_slices = plan, weight_slices
-        self.legs = []
-        for mul, perm, widx, deg, ndeg in legs:
-            perm = torch.as_tensor(perm, dtype=torch.long)
-            inv = torch.empty_like(perm)
-            inv[perm] = torch.arange(len(perm))
-            ind = torch.zeros(len(deg), ndeg)  # rows -> degrees: sums over the orders m of a degree
-            ind[torch.arange(len(deg)), torch.as_tensor(deg)] = 1
-            self.legs.append((mul, perm, inv, torch.as_tensor(widx, dtype=torch.long), ind))
+        self.muls, self._np = [], []
+        for k, irr in enumerate(irreps):
+            mul = irr[0].mul
+            order = parity_row_order([ir.l for _, ir in irr])
+            where = {ir.l: (a, sl.start) for a, (sl, (_, ir)) in enumerate(zip(irr.slices(), irr))}
+            nr = len(order)
+            rows = np.empty(mul * nr, dtype=np.int64)
+            row_weight = np.empty(mul * nr, dtype=np.int64)
+            degree = np.zeros((nr, len(irr)))
+            for r, (l, m) in enumerate(order):
+                a, start = where[l]
+                degree[r, a] = 1
+                for u in range(mul):
+                    rows[u * nr + r] = start + u * (2 * l + 1) + m + l
+                    row_weight[u * nr + r] = weight_slices[k][0] + a * mul + u
+            columns = np.empty_like(rows)
+            columns[rows] = np.arange(len(rows))
+            columns_t = (columns % nr) * mul + columns // nr
+            column_weight = np.empty_like(rows)
+            column_weight[rows] = row_weight
+            self.muls.append(mul)
+            self._np.append(dict(rows=rows, row_weight=row_weight, columns=columns, columns_t=columns_t,
+                                 column_weight=column_weight, degree=degree))
         self._cache = {}
 
-    def tensors(self, dtype, device):
+    def tensors(self, dtype, device) -> list[dict]:
         key = (dtype, torch.device(device))
         t = self._cache.get(key)
         if t is None:
-            t = self._cache[key] = [(mul, perm.to(device), inv.to(device), widx.to(device), ind.to(device, dtype))
-                                    for mul, perm, inv, widx, ind in self.legs]
+            t = self._cache[key] = [
+                {k: torch.as_tensor(v, dtype=dtype if k == "degree" else torch.long, device=device) for k, v in leg.items()}
+                for leg in self._np
+            ]
         return t
 
 
-def _rows(leg, t, s, e):
-    """Rows of ``mul_ir`` coefficients ``t`` of chunk ``[s, e)``: ``(n_c, mul, R_k)`` (a gather)."""
-    return t[s:e].index_select(1, leg[1]).view(e - s, leg[0], -1)
+def _row_views(plan, rows, k, mul):
+    """The parity parts ``(n, mul, R_p)`` (``mul`` None: ``(n, R_p)``) of a leg's row layout ``(n, mul R)``."""
+    n, (e, o) = rows.shape[0], plan.parity_rows[k]
+    if mul is None:
+        return [rows[:, :e], rows[:, e:]]
+    r = rows.view(n, mul, e + o)
+    return [r[:, :, :e], r[:, :, e:]]
 
 
-def _weights(leg, w, span, s, e):
-    """Per-row weights of chunk ``[s, e)`` from the leg's slice ``span`` of ``w (1 or n, dw)``:
-    ``(1 or n_c, mul, R_k)``."""
-    wk = w[:, span[0] : span[1]] if w.shape[0] == 1 else w[s:e, span[0] : span[1]]
-    return wk.index_select(1, leg[3]).view(wk.shape[0], leg[0], -1)
+def _degree_sums(leg, v, mul):
+    """``v (n, mul R)`` in the row layout summed over the orders of each degree: ``(n, irreps mul)``
+    in the weight layout."""
+    n = v.shape[0]
+    return (v.view(n * mul, -1) @ leg["degree"]).view(n, mul, -1).transpose(1, 2).reshape(n, -1)
 
 
-def _degree_sums(leg, v):
-    """``v (n_c, mul, R_k)`` summed over the rows of each degree -> ``(n_c, degrees * mul)`` (weight layout)."""
-    mul, _, _, _, ind = leg
-    return (v @ ind).transpose(1, 2).reshape(v.shape[0], -1)
-
-
-def _columns(leg, v):
-    """Row layout ``(n_c, mul, R_k)`` -> ``mul_ir`` columns ``(n_c, dim_k)`` (a gather)."""
-    return v.reshape(v.shape[0], -1).index_select(1, leg[2])
+def _spread(t, w, key, s, e):
+    """Weights ``w (1 or n, dw)`` spread over a layout's entries (``key``) for samples ``[s, e)``."""
+    return w.index_select(1, t[key]) if w.shape[0] == 1 else w[s:e].index_select(1, t[key])
 
 
 class _WeightedMatrix(torch.autograd.Function):
-    r""":math:`w_3 \odot (w_1 \odot x) M(w_2 \odot y)` on ``mul_ir`` coefficients, chunked."""
+    r""":math:`w_3 \odot (w_1 \odot x) M(w_2 \odot y)` on ``mul_ir`` coefficients, chunk by chunk
+    (layout changes included: a chunk's rows stay in cache between its gathers and products)."""
 
     @staticmethod
     def forward(ctx, layout, x, y, w, plain):
-        plan, ws = layout.plan, layout.weight_slices
+        plan = layout.plan
         ctx.layout, ctx.plain = layout, plain
-        ctx.save_for_backward(x, y, w)
         n = x.shape[0]
+        c, _, c3 = layout.muls
         t = layout.tensors(x.dtype, x.device)
-        g = plan.parity_tensors(x.dtype, x.device)
-        rows = [leg[0] * len(leg[4]) for leg in t]  # values per sample of each leg's row layout
-        ctx.kept = [] if _keep(plan, n, x, any(ctx.needs_input_grad[1:4]), 2 * rows[0] + 2 * rows[1] + rows[2]) else None
-        out = x.new_empty(n, len(t[2][1]))
+        g = plan.block_tensors(x.dtype, x.device)
+        needs = ctx.needs_input_grad[1:4]
+        keep_m = _keep(plan, n, x, any(needs))
+        ctx.chunks = []  # per chunk: weighted rows of x and y, the unweighted product (for g_w3), M
+        out = x.new_empty(n, t[2]["columns"].shape[0])
         for s, e in _chunks(plan, n, x):
-            xr, w1 = _rows(t[0], x, s, e), _weights(t[0], w, ws[0], s, e)
-            yr, w2 = _rows(t[1], y, s, e), _weights(t[1], w, ws[1], s, e)
-            xw, yw = xr * w1, (yr * w2).view(e - s, -1)
-            z, m = _apply(plan, g, xw, yw)
-            w3 = _weights(t[2], w, ws[2], s, e)
-            if ctx.kept is not None:  # the gathered inputs too: the backward gathers only g_z and w_3
-                ctx.kept.append((m, z, xr, w1, yr, w2))
-            out[s:e] = _columns(t[2], z * w3)
+            xr = x[s:e].index_select(1, t[0]["rows"]).mul_(_spread(t[0], w, "row_weight", s, e))
+            yr = y[s:e].index_select(1, t[1]["rows"]).mul_(_spread(t[1], w, "row_weight", s, e))
+            zs = _parity_buffers(x, e - s, c3, plan.parity_rows[2])
+            m = _forward_chunk(plan, g, _row_views(plan, xr, 0, c), _row_views(plan, yr, 1, None), zs, 0, e - s)
+            z = torch.cat(zs, 2).view(e - s, -1)
+            torch.index_select(z, 1, t[2]["columns"], out=out[s:e]).mul_(_spread(t[2], w, "column_weight", s, e))
+            if any(needs):
+                ctx.chunks.append((xr, yr, z if needs[2] else None, m if keep_m else None))
+        ctx.save_for_backward(x, y, w)
         return out
 
     @staticmethod
@@ -361,52 +403,47 @@ class _WeightedMatrix(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph: differentiate the plain formula (double backward)
             inputs = [v for v, need in zip((x, y, w), needs) if need]
             with torch.enable_grad():
-                z = ctx.plain(x, y, w)
-            grads = iter(torch.autograd.grad(z, inputs, gz, create_graph=True))
+                out = ctx.plain(x, y, w)
+            grads = iter(torch.autograd.grad(out, inputs, gz, create_graph=True))
             return (None,) + tuple(next(grads) if need else None for need in needs) + (None,)
-        return (None,) + _weighted_backward(ctx.layout, x, y, w, gz.contiguous(), needs, ctx.kept) + (None,)
+        return (None,) + _weighted_backward(ctx.layout, x, y, w, ctx.chunks, gz, needs) + (None,)
 
 
-def _weighted_backward(layout, x, y, w, gz, needs, kept):
+def _weighted_backward(layout, x, y, w, chunks, gz, needs):
     need_x, need_y, need_w = needs
-    plan, ws = layout.plan, layout.weight_slices
+    plan = layout.plan
     n = x.shape[0]
-    shared = w.shape[0] == 1 and n != 1
+    c, _, c3 = layout.muls
     t = layout.tensors(x.dtype, x.device)
-    g = plan.parity_tensors(x.dtype, x.device)
+    g = plan.block_tensors(x.dtype, x.device)
+    (a1, b1), (a2, b2), (a3, b3) = layout.weight_slices
     gx = x.new_empty(x.shape) if need_x else None
     gy = y.new_empty(y.shape) if need_y else None
-    gw = (w.new_zeros(1, w.shape[1]) if shared else w.new_empty(w.shape)) if need_w else None
-
-    def put(k, s, e, v):
-        a, b = ws[k]
-        if shared:
-            gw[:, a:b] += v.sum(0, keepdim=True)
-        else:
-            gw[s:e, a:b] = v
-
-    for i, (s, e) in enumerate(_chunks(plan, n, x)):
-        if kept is not None:
-            m, z, xr, w1, yr, w2 = kept[i]
-        else:
-            m = z = None
-            xr, w1 = _rows(t[0], x, s, e), _weights(t[0], w, ws[0], s, e)
-            yr, w2 = _rows(t[1], y, s, e), _weights(t[1], w, ws[1], s, e)
-        xw, yw = xr * w1, (yr * w2).view(e - s, -1)
-        w3 = _weights(t[2], w, ws[2], s, e)
-        g3 = _rows(t[2], gz, s, e)
+    gw = w.new_empty(n, w.shape[1]) if need_w else None
+    for (s, e), (xr, yr, z, m) in zip(_chunks(plan, n, x), chunks):
+        nc = e - s
+        g3 = gz[s:e].index_select(1, t[2]["rows"])  # row layout
         if need_w:
-            if z is None:
-                z = _apply(plan, g, xw, yw)[0]
-            put(2, s, e, _degree_sums(t[2], g3 * z))
-        gxw, gyw = _apply_adjoint(plan, g, xw, yw, g3.mul_(w3), m, need_x or need_w, need_y or need_w)
-        if need_w:
-            put(0, s, e, _degree_sums(t[0], gxw * xr))
-            put(1, s, e, _degree_sums(t[1], gyw.view(yr.shape) * yr))
-        if need_x:
-            gx[s:e] = _columns(t[0], gxw.mul_(w1))
-        if need_y:
-            gy[s:e] = _columns(t[1], gyw.view(yr.shape).mul_(w2))
+            gw[s:e, a3:b3] = _degree_sums(t[2], g3 * z, c3)
+        g3.mul_(_spread(t[2], w, "row_weight", s, e))
+        gxts = _parity_buffers(x, nc, c, plan.parity_rows[0], transposed=True) if need_x or need_w else None
+        gys = _parity_buffers(x, nc, None, plan.parity_rows[1]) if need_y or need_w else None
+        _adjoint_chunk(plan, g, _row_views(plan, xr, 0, c), _row_views(plan, yr, 1, None), _row_views(plan, g3, 2, c3),
+                       m, 0, nc, gxts, gys)
+        if gxts is not None:  # gradient of w_1 x, in mul_ir columns
+            gxw = torch.cat(gxts, 1).view(nc, -1).index_select(1, t[0]["columns_t"])
+            if need_w:
+                gw[s:e, a1:b1] = _degree_sums(t[0], (gxw * x[s:e]).index_select(1, t[0]["rows"]), c)
+            if need_x:
+                torch.mul(gxw, _spread(t[0], w, "column_weight", s, e), out=gx[s:e])
+        if gys is not None:  # gradient of w_2 y
+            gyw = torch.cat(gys, 1).index_select(1, t[1]["columns"])
+            if need_w:
+                gw[s:e, a2:b2] = _degree_sums(t[1], (gyw * y[s:e]).index_select(1, t[1]["rows"]), 1)
+            if need_y:
+                torch.mul(gyw, _spread(t[1], w, "column_weight", s, e), out=gy[s:e])
+    if need_w and w.shape[0] == 1 and n != 1:
+        gw = gw.sum(0, keepdim=True)
     return gx, gy, gw
 
 
