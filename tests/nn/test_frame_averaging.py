@@ -118,3 +118,25 @@ def test_errors():
         fa(torch.zeros(5, 3))
     with pytest.raises(ValueError, match="input 1"):
         fa(torch.randn(5, 3), torch.zeros(4, 1))
+
+
+def test_centre_keeps_its_gradient_frames_do_not():
+    x = _cloud(seed=3).requires_grad_(True)
+    R, t = pca_frames(x, "O(3)")
+    assert not R.requires_grad
+    (g,) = torch.autograd.grad(t[0, 1], x)  # d mean_i x_i1 / d x = 1/N in column 1
+    expected = torch.zeros_like(x)
+    expected[:, 1] = 1 / x.shape[0]
+    torch.testing.assert_close(g, expected, atol=1e-15, rtol=0)
+
+
+def test_frame_averaged_energy_gives_forces_that_sum_to_zero():
+    # E(x + s) = E(x) for every translation s, so the autograd forces must sum to zero over the atoms;
+    # with a centre treated as constant they would not (the backbone is not translation invariant).
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Flatten(-2), nn.Linear(15, 16), nn.Tanh(), nn.Linear(16, 1))
+    fa = FrameAveraging(backbone, group="O(3)", input_types=["points"], output_types=[None]).double()
+    x = _cloud(seed=4).requires_grad_(True)
+    (forces,) = torch.autograd.grad(-fa(x[None]).sum(), x)
+    assert forces.abs().max() > 1e-3
+    assert forces.sum(0).abs().max() < 1e-12

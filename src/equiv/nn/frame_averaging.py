@@ -67,7 +67,9 @@ def pca_frames(
         Subtract the centroid (default). With ``False`` the covariance is :math:`\sum_i x_i x_i^\top`
         and the returned centre is zero (for inputs that are already translation invariant).
     detach : bool
-        Compute the frames without gradient (default).
+        Compute the frames (the eigenvectors) without gradient (default). The centre is a mean of
+        the points and keeps its gradient either way, as in the reference implementation of Puny
+        et al., whose latent frames are built from features that depend on the weights.
 
     Returns
     -------
@@ -103,6 +105,8 @@ def pca_frames(
             signs = _SIGNS_O3
         signs = signs.to(dtype=U.dtype, device=U.device)
         frames = U[..., None, :, :] * signs[:, None, :]  # scale columns: (..., F, 3, 3)
+    if center and detach:  # the same centre, differentiable
+        c = points.mean(-2, keepdim=True)
     return frames, c
 
 
