@@ -100,3 +100,13 @@ def test_gather_rows_both_paths_equal_a_plain_gather():
         got = gather_rows(x[3:30], cols)
         assert got.shape == (k, 27) and got.is_contiguous()
         assert torch.equal(got, x[3:30, cols].t())
+
+
+@pytest.mark.parametrize("small_block", [0, 10**6])
+def test_matrix_block_accumulation_either_way(small_block, monkeypatch):
+    # blocks of M accumulate into the output by baddbmm_ (large) or by a product and an addition (small)
+    monkeypatch.setattr(matrix, "SMALL_BLOCK", small_block)
+    tp, fused, unfused = _route("matrix", CASES[0], monkeypatch)
+    x, y, w = _inputs(tp, 7, False, (True, True, True))
+    z, ref = fused(x, y, w), unfused(x, y, w)
+    assert (z - ref).abs().max() < 1e-12 * ref.abs().max()

@@ -65,6 +65,12 @@ __all__ = ["MatrixPlan", "matrix_plan", "gaunt_matrix", "parity_row_order"]
 CHUNK_BYTES = 1 << 21
 #: Bytes of per-sample matrices kept for the backward on a CPU (rebuilt beyond).
 KEEP_BYTES = 64 << 20
+#: Blocks of ``M`` with at most this many entries are accumulated by a product and an addition rather
+#: than ``baddbmm_``, which is about twice as slow for small matrices on CPU (measured, batch 1024,
+#: C = 16: 6 x 10 blocks 155 µs against 87 µs; 45 x 36 blocks of 80 samples: 39 µs against 40 µs).
+#: Interleaved A/B of the module's forward, batch 1024: C = 64, L = 2: 3.45 -> 2.97 ms; C = 16, L = 3:
+#: 1.54 -> 1.44 ms; forward + backward within 5 % either way.
+SMALL_BLOCK = 256
 
 
 def parity_row_order(ls) -> list[tuple[int, int]]:
@@ -177,7 +183,11 @@ def _forward_chunk(plan, g, xs, ys, zs, s, e):
     for p1, p3, _ in plan.blocks:
         out = zs[p3][s:e]
         if p3 in done:
-            out.baddbmm_(xs[p1][s:e], m[p1, p3])
+            mb = m[p1, p3]
+            if mb.shape[1] * mb.shape[2] <= SMALL_BLOCK:
+                out.add_(torch.bmm(xs[p1][s:e], mb))
+            else:
+                out.baddbmm_(xs[p1][s:e], mb)
         else:
             torch.bmm(xs[p1][s:e], m[p1, p3], out=out)
             done.add(p3)
