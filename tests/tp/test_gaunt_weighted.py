@@ -103,10 +103,17 @@ def test_gather_rows_both_paths_equal_a_plain_gather():
 
 
 @pytest.mark.parametrize("small_block", [0, 10**6])
-def test_matrix_block_accumulation_either_way(small_block, monkeypatch):
-    # blocks of M accumulate into the output by baddbmm_ (large) or by a product and an addition (small)
+@pytest.mark.parametrize("slab_min", [0, 10**6])
+@pytest.mark.parametrize("shared", [False, True])
+def test_matrix_kernel_variants(small_block, slab_min, shared, monkeypatch):
+    # blocks of M accumulate by baddbmm_ (large) or a product and an addition (small); per-degree
+    # weights multiply by broadcasting over channel slabs (many channels) or spread by a gather (few)
     monkeypatch.setattr(matrix, "SMALL_BLOCK", small_block)
-    tp, fused, unfused = _route("matrix", CASES[0], monkeypatch)
-    x, y, w = _inputs(tp, 7, False, (True, True, True))
+    monkeypatch.setattr(matrix, "SLAB_MIN_CHANNELS", slab_min)
+    tp, fused, unfused = _route("matrix", CASES[2], monkeypatch)
+    x, y, w = _inputs(tp, 7, shared, (True, True, True))
     z, ref = fused(x, y, w), unfused(x, y, w)
     assert (z - ref).abs().max() < 1e-12 * ref.abs().max()
+    g = torch.randn_like(z)
+    for a, b in zip(torch.autograd.grad(z, (x, y, w), g), torch.autograd.grad(ref, (x, y, w), g)):
+        assert (a - b).abs().max() < 1e-12 * b.abs().max()

@@ -28,11 +28,15 @@ even-degree part of :math:`y` only and :math:`M_{eo}`, :math:`M_{oe}` from the o
 blocks separately halves the build's multiply-adds (:math:`\approx n R_1 R_2 R_3 / 2`).
 
 **Layouts.** Rows are ordered by parity, then degree, then order (`parity_row_order`), so each
-parity is a contiguous range of rows and each degree a contiguous slab within it. The ``mul_ir``
-coefficients and the per-degree weights move into this row layout by one whole-batch gather per leg
-(`MulIrMatrixLayout`); the batched products read and write contiguous matrices (the backward's
-:math:`g_x` is computed transposed, :math:`M g_z^\top`, which is about twice as fast on CPU as
-:math:`g_z M^\top` with a transposed operand).
+parity is a contiguous range of rows and each degree a contiguous slab within it. Inside the kernels a
+leg is channel-last, ``(n, R, C)``: the forward computes :math:`z^\top = M^\top x^\top` and the
+backward :math:`g_x^\top = M g_z^\top`, whose operands are contiguous (a transposed second operand
+makes CPU batched products up to twice as slow), per-degree weights are broadcasts over contiguous
+channels, and sums over the orders of each degree are one small matrix product. The ``mul_ir``
+coefficients move into and out of this layout by one whole-chunk gather per leg
+(`MulIrMatrixLayout`). Against the channel-first layout of the first version, interleaved, forward +
+backward, batch 1024: C = 64, L = 6: 52.2 -> 45.2 ms; C = 64, L = 3: 14.2 -> 12.7 ms; C = 16: within
+±5 % (L = 3 to 8).
 
 For one-channel :math:`y` the batch goes through in chunks of a few MB of matrices
 (`CHUNK_BYTES`); the chunks' matrices are kept for the backward up to `KEEP_BYTES` and rebuilt
@@ -71,6 +75,9 @@ KEEP_BYTES = 64 << 20
 #: Interleaved A/B of the module's forward, batch 1024: C = 64, L = 2: 3.45 -> 2.97 ms; C = 16, L = 3:
 #: 1.54 -> 1.44 ms; forward + backward within 5 % either way.
 SMALL_BLOCK = 256
+#: Per-degree weights multiply channel-last slabs by broadcasting when a leg has at least this many
+#: channels, else through weights spread by a gather (short channel rows broadcast slowly).
+SLAB_MIN_CHANNELS = 32
 
 
 def parity_row_order(ls) -> list[tuple[int, int]]:
@@ -172,50 +179,52 @@ def _keep(plan, n, x, needs_grad) -> bool:
     return needs_grad and n * plan.rows[0] * plan.rows[2] * x.element_size() <= keep_bytes(KEEP_BYTES, x.device)
 
 
-# --------------------------------------------------------------------------- kernels on parity buffers
-# The kernels work on "parity buffers": per leg, the rows of each parity in their own contiguous tensor,
-# ``(n, C, R_even)`` and ``(n, C, R_odd)`` (``y``: ``(n, R_even)``, ``(n, R_odd)``), so that every batched
-# product reads and writes contiguous matrices (strided operands and outputs are slow on CPU).
-def _forward_chunk(plan, g, xs, ys, zs, s, e):
-    """``z = x M(y)`` for samples ``[s, e)``: writes ``zs[p3][s:e]``; returns the blocks of ``M``."""
+# --------------------------------------------------------------------------- kernels, channel-last
+# The kernels work channel-last: per sample a leg is an ``(R, C)`` matrix (rows in `parity_row_order`,
+# channels contiguous), and the rows of one parity are a row range of it. In this layout the forward
+# ``z^T = M^T x^T`` and the backward ``g_x^T = M g_z^T`` read contiguous operands (on CPU a transposed
+# second operand makes a batched product up to twice as slow), per-degree weights are a broadcast over
+# contiguous channels, and sums over the orders of each degree are one matrix product.
+def _accumulate(out, a, b, first):
+    """``out = a @ b`` (batched) or ``out += a @ b``; small blocks by a product and an addition."""
+    if first:
+        torch.bmm(a, b, out=out)
+    elif a.shape[1] * b.shape[1] <= SMALL_BLOCK:
+        out.add_(torch.bmm(a, b))
+    else:
+        out.baddbmm_(a, b)
+
+
+def _forward_chunk(plan, g, xts, ys, zts, s, e):
+    """``z^T = M(y)^T x^T`` for samples ``[s, e)``: ``xts[p1]`` ``(n, R1_p1, C)`` rows of ``x`` by
+    parity, ``ys[p2]`` ``(n, R2_p2)``; writes ``zts[p3][s:e]`` ``(n, R3_p3, C)`` (contiguous); returns
+    the blocks of ``M``."""
     m = plan.build([t[s:e] for t in ys], g)
     done = set()
     for p1, p3, _ in plan.blocks:
-        out = zs[p3][s:e]
-        if p3 in done:
-            mb = m[p1, p3]
-            if mb.shape[1] * mb.shape[2] <= SMALL_BLOCK:
-                out.add_(torch.bmm(xs[p1][s:e], mb))
-            else:
-                out.baddbmm_(xs[p1][s:e], mb)
-        else:
-            torch.bmm(xs[p1][s:e], m[p1, p3], out=out)
-            done.add(p3)
+        _accumulate(zts[p3][s:e], m[p1, p3].transpose(1, 2), xts[p1][s:e], p3 not in done)
+        done.add(p3)
     for p3 in (0, 1):  # an output parity no block reaches (y lacks the parity) is zero
-        if p3 not in done and plan.parity_rows[2][p3]:
-            zs[p3][s:e].zero_()
+        if p3 not in done:
+            zts[p3][s:e].zero_()
     return m
 
 
-def _adjoint_chunk(plan, g, xs, ys, gzs, m, s, e, gxts, gys):
-    """Backward of `_forward_chunk` for samples ``[s, e)``: ``g_x`` transposed into ``gxts[p1][s:e]``
-    (``(n, R1_p1, C)``: :math:`M g_z^\top` is the fast product) and ``g_y`` into ``gys[p2][s:e]``
-    (:math:`g_M G^\top` with :math:`g_M = x^\top g_z`), each when its list is given."""
+def _adjoint_chunk(plan, g, xts, ys, gzts, m, s, e, gxts, gys):
+    """Backward of `_forward_chunk` for samples ``[s, e)``: ``g_x^T = M g_z^T`` into ``gxts[p1][s:e]``
+    ``(n, R1_p1, C)`` and ``g_y = g_M G^T`` (:math:`g_M = x^\top g_z`) into ``gys[p2][s:e]``, each when
+    its list is given; ``m`` the chunk's blocks of ``M`` (rebuilt when None)."""
     if m is None:
         m = plan.build([t[s:e] for t in ys], g)
     n = e - s
     done_x, done_y = set(), set()
     for (p1, p3, p2), (_, gbt) in zip(plan.blocks, g):
-        gz = gzs[p3][s:e]
+        gz = gzts[p3][s:e]
         if gxts is not None:
-            out = gxts[p1][s:e]
-            if p1 in done_x:
-                out.baddbmm_(m[p1, p3], gz.transpose(1, 2))
-            else:
-                torch.bmm(m[p1, p3], gz.transpose(1, 2), out=out)
-                done_x.add(p1)
+            _accumulate(gxts[p1][s:e], m[p1, p3], gz, p1 not in done_x)
+            done_x.add(p1)
         if gys is not None:
-            gm = torch.bmm(xs[p1][s:e].transpose(1, 2), gz).view(n, -1)
+            gm = torch.bmm(xts[p1][s:e], gz.transpose(1, 2)).view(n, -1)
             out = gys[p2][s:e]
             if p2 in done_y:
                 out.addmm_(gm, gbt)
@@ -228,37 +237,39 @@ def _adjoint_chunk(plan, g, xs, ys, gzs, m, s, e, gxts, gys):
                 bufs[p][s:e].zero_()
 
 
-def _parity_buffers(like, n, c, rows, transposed=False):
-    """Empty parity buffers ``(n, c, R_p)`` (``(n, R_p, c)`` if ``transposed``; ``(n, R_p)`` if ``c`` is None)."""
-    if c is None:
-        return [like.new_empty(n, r) for r in rows]
-    return [like.new_empty(n, r, c) if transposed else like.new_empty(n, c, r) for r in rows]
+def _parity_buffers(like, n, c, rows):
+    """Empty contiguous parity buffers ``(n, R_p, c)`` (``(n, R_p)`` if ``c`` is None)."""
+    return [like.new_empty(n, r) if c is None else like.new_empty(n, r, c) for r in rows]
+
+
+def _parity_views(t, even):
+    """Row ranges of the two parities of ``t (n, R, ...)``."""
+    return [t[:, :even], t[:, even:]]
 
 
 class _MatrixProduct(torch.autograd.Function):
-    """``z = x M(y)`` for one-channel ``y`` in the row layout, chunked."""
+    """``z = x M(y)`` for one-channel ``y`` in the row layout ``(n, C, R)``, chunked (channel-last inside)."""
 
     @staticmethod
     def forward(ctx, plan, x, y):
         ctx.plan = plan
         n, c, _ = x.shape
-        (e1, _), (e2, _), (e3, _) = plan.parity_rows
         g = plan.block_tensors(x.dtype, x.device)
-        xs = [x[:, :, :e1].contiguous(), x[:, :, e1:].contiguous()]
-        ys = [y[:, 0, :e2].contiguous(), y[:, 0, e2:].contiguous()]
-        zs = _parity_buffers(x, n, c, plan.parity_rows[2])
+        xt = x.transpose(1, 2).contiguous()
+        yr = y[:, 0].contiguous()
+        xts, ys = _parity_views(xt, plan.even[0]), _parity_views(yr, plan.even[1])
+        zts = _parity_buffers(x, n, c, plan.parity_rows[2])
         ctx.kept = [] if _keep(plan, n, x, ctx.needs_input_grad[1]) else None
         for s, e in _chunks(plan, n, x):
-            m = _forward_chunk(plan, g, xs, ys, zs, s, e)
+            m = _forward_chunk(plan, g, xts, ys, zts, s, e)
             if ctx.kept is not None:
                 ctx.kept.append(m)
-        ctx.save_for_backward(x, y, *xs, *ys)
-        return torch.cat(zs, 2)
+        ctx.save_for_backward(x, y, xt, yr)
+        return torch.cat(zts, 1).transpose(1, 2)
 
     @staticmethod
     def backward(ctx, gz):
-        x, y, *parts = ctx.saved_tensors
-        xs, ys = parts[:2], parts[2:]
+        x, y, xt, yr = ctx.saved_tensors
         plan = ctx.plan
         need_x, need_y = ctx.needs_input_grad[1:3]
         if torch.is_grad_enabled():  # create_graph: differentiate the plain formula
@@ -268,14 +279,14 @@ class _MatrixProduct(torch.autograd.Function):
             grads = iter(torch.autograd.grad(z, inputs, gz, create_graph=True))
             return None, next(grads) if need_x else None, next(grads) if need_y else None
         n, c, _ = x.shape
-        e3 = plan.even[2]
         g = plan.block_tensors(x.dtype, x.device)
-        gzs = [gz[:, :, :e3].contiguous(), gz[:, :, e3:].contiguous()]
-        gxts = _parity_buffers(x, n, c, plan.parity_rows[0], transposed=True) if need_x else None
+        gzts = _parity_views(gz.transpose(1, 2).contiguous(), plan.even[2])
+        gxts = _parity_buffers(x, n, c, plan.parity_rows[0]) if need_x else None
         gys = _parity_buffers(x, n, None, plan.parity_rows[1]) if need_y else None
+        xts, ys = _parity_views(xt, plan.even[0]), _parity_views(yr, plan.even[1])
         for i, (s, e) in enumerate(_chunks(plan, n, x)):
             m = ctx.kept[i] if ctx.kept is not None else None
-            _adjoint_chunk(plan, g, xs, ys, gzs, m, s, e, gxts, gys)
+            _adjoint_chunk(plan, g, xts, ys, gzts, m, s, e, gxts, gys)
         gx = torch.cat(gxts, 1).transpose(1, 2) if need_x else None
         gy = torch.cat(gys, 1).unsqueeze(1) if need_y else None
         return None, gx, gy
@@ -300,50 +311,49 @@ def gaunt_matrix(plan: MatrixPlan, x: torch.Tensor, y: torch.Tensor) -> torch.Te
 # --------------------------------------------------------------------------- mul_ir layout, weights
 class MulIrMatrixLayout:
     r"""Index tensors that move the legs of a `GauntTensorProduct` (mode ``uvu``, one-channel ``y``)
-    between ``mul_ir`` columns and the kernels' row layout ``(n, mul, R)`` (rows in
-    `parity_row_order`), and spread its per-degree weights over either layout.
+    between ``mul_ir`` columns and the kernels' channel-last layout ``(n, R, mul)`` (rows in
+    `parity_row_order`), and the per-degree weights.
 
     Per leg ``k`` (tensors in ``legs[k]``):
 
-    * ``rows``: the ``mul_ir`` column of row-layout entry ``u R + r`` (a gather into the row layout);
-    * ``row_weight``: the weight column of row-layout entry ``u R + r``;
-    * ``columns``: the row-layout entry of each ``mul_ir`` column (a gather back);
-    * ``columns_t``: the entry ``r mul + u`` of each ``mul_ir`` column in the transposed row layout
-      ``(n, R, mul)`` (the layout of the backward's :math:`g_x`);
-    * ``column_weight``: the weight column of each ``mul_ir`` column;
-    * ``degree``: ``(R, irreps)`` indicator of the degree of each row, in the leg's irreps order;
-      ``(n, mul, R) @ degree`` sums over the orders :math:`m` and gives the weight layout
-      ``(n, irreps, mul)`` after a transpose.
+    * ``rows``: the ``mul_ir`` column of entry ``r mul + u`` of the channel-last layout (a gather);
+    * ``columns``: the channel-last entry of each ``mul_ir`` column (the gather back);
+    * ``degree``: ``(irreps, R)`` indicator of the degree of each row, in the leg's irreps order;
+      ``degree @ v`` for ``v (n, R, mul)`` sums over the orders :math:`m` and is the weight layout
+      ``(n, irreps, mul)``;
+    * ``row_weight`` (the ``y`` leg, ``mul`` 1): the weight column of each row.
 
-    Every layout change is one whole-batch ``index_select`` (measured on CPU: faster than per-irrep
-    strided copies, whose rows of ``2l+1`` values do not vectorise).
+    ``slabs[k]`` lists ``(row, 2l+1, weight)`` per irrep: its rows ``[row, row + 2l+1)`` and its weights
+    ``[weight, weight + mul)`` of the concatenated weights (a degree's weights multiply its slab of
+    rows, broadcast over the orders: measured on CPU faster than spreading the weights by a gather).
     """
 
     def __init__(self, plan: MatrixPlan, irreps, weight_slices):
         self.plan, self.weight_slices = plan, weight_slices
-        self.muls, self._np = [], []
+        self.muls, self.slabs, self._np = [], [], []
         for k, irr in enumerate(irreps):
             mul = irr[0].mul
             order = parity_row_order([ir.l for _, ir in irr])
             where = {ir.l: (a, sl.start) for a, (sl, (_, ir)) in enumerate(zip(irr.slices(), irr))}
             nr = len(order)
             rows = np.empty(mul * nr, dtype=np.int64)
-            row_weight = np.empty(mul * nr, dtype=np.int64)
-            degree = np.zeros((nr, len(irr)))
+            row_weight = np.empty(nr, dtype=np.int64)
+            entry_weight = np.empty(mul * nr, dtype=np.int64)
+            degree = np.zeros((len(irr), nr))
+            first = {}
             for r, (l, m) in enumerate(order):
                 a, start = where[l]
-                degree[r, a] = 1
+                first.setdefault(l, r)
+                degree[a, r] = 1
+                row_weight[r] = weight_slices[k][0] + a * mul
                 for u in range(mul):
-                    rows[u * nr + r] = start + u * (2 * l + 1) + m + l
-                    row_weight[u * nr + r] = weight_slices[k][0] + a * mul + u
+                    rows[r * mul + u] = start + u * (2 * l + 1) + m + l
+                    entry_weight[r * mul + u] = weight_slices[k][0] + a * mul + u
             columns = np.empty_like(rows)
             columns[rows] = np.arange(len(rows))
-            columns_t = (columns % nr) * mul + columns // nr
-            column_weight = np.empty_like(rows)
-            column_weight[rows] = row_weight
             self.muls.append(mul)
-            self._np.append(dict(rows=rows, row_weight=row_weight, columns=columns, columns_t=columns_t,
-                                 column_weight=column_weight, degree=degree))
+            self.slabs.append([(first[ir.l], 2 * ir.l + 1, weight_slices[k][0] + a * mul) for a, (_, ir) in enumerate(irr)])
+            self._np.append(dict(rows=rows, columns=columns, degree=degree, row_weight=row_weight, entry_weight=entry_weight))
         self._cache = {}
 
     def tensors(self, dtype, device) -> list[dict]:
@@ -357,25 +367,23 @@ class MulIrMatrixLayout:
         return t
 
 
-def _row_views(plan, rows, k, mul):
-    """The parity parts ``(n, mul, R_p)`` (``mul`` None: ``(n, R_p)``) of a leg's row layout ``(n, mul R)``."""
-    n, (e, o) = rows.shape[0], plan.parity_rows[k]
-    if mul is None:
-        return [rows[:, :e], rows[:, e:]]
-    r = rows.view(n, mul, e + o)
-    return [r[:, :, :e], r[:, :, e:]]
+def _weigh(leg, slabs, v, w, s, e, out=None):
+    """Channel-last ``v (n, R, mul)`` times the per-degree weights of samples ``[s, e)`` of ``w``
+    ``(1 or n, dw)``, into ``out`` (in place when None). From `SLAB_MIN_CHANNELS` channels on, one
+    broadcast product per degree; below, the weights are spread over the entries by one gather."""
+    ws = w if w.shape[0] == 1 else w[s:e]
+    out = v if out is None else out
+    if v.shape[2] < SLAB_MIN_CHANNELS:
+        return torch.mul(v, ws.index_select(1, leg["entry_weight"]).view(ws.shape[0], *v.shape[1:]), out=out)
+    for row, d, wi in slabs:
+        torch.mul(v[:, row : row + d], ws[:, None, wi : wi + v.shape[2]], out=out[:, row : row + d])
+    return out
 
 
-def _degree_sums(leg, v, mul):
-    """``v (n, mul R)`` in the row layout summed over the orders of each degree: ``(n, irreps mul)``
-    in the weight layout."""
-    n = v.shape[0]
-    return (v.view(n * mul, -1) @ leg["degree"]).view(n, mul, -1).transpose(1, 2).reshape(n, -1)
-
-
-def _spread(t, w, key, s, e):
-    """Weights ``w (1 or n, dw)`` spread over a layout's entries (``key``) for samples ``[s, e)``."""
-    return w.index_select(1, t[key]) if w.shape[0] == 1 else w[s:e].index_select(1, t[key])
+def _degree_sums(leg, v):
+    """Channel-last ``v (n, R, mul)`` summed over the orders of each degree: ``(n, irreps mul)``, the
+    weight layout."""
+    return torch.matmul(leg["degree"], v).view(v.shape[0], -1)
 
 
 class _WeightedMatrix(torch.autograd.Function):
@@ -392,17 +400,21 @@ class _WeightedMatrix(torch.autograd.Function):
         g = plan.block_tensors(x.dtype, x.device)
         needs = ctx.needs_input_grad[1:4]
         keep_m = _keep(plan, n, x, any(needs))
-        ctx.chunks = []  # per chunk: weighted rows of x and y, the unweighted product (for g_w3), M
+        ctx.chunks = []  # per chunk: x (plain and weighted), weighted y, the unweighted product, M
         out = x.new_empty(n, t[2]["columns"].shape[0])
         for s, e in _chunks(plan, n, x):
-            xr = x[s:e].index_select(1, t[0]["rows"]).mul_(_spread(t[0], w, "row_weight", s, e))
-            yr = y[s:e].index_select(1, t[1]["rows"]).mul_(_spread(t[1], w, "row_weight", s, e))
-            zs = _parity_buffers(x, e - s, c3, plan.parity_rows[2])
-            m = _forward_chunk(plan, g, _row_views(plan, xr, 0, c), _row_views(plan, yr, 1, None), zs, 0, e - s)
-            z = torch.cat(zs, 2).view(e - s, -1)
-            torch.index_select(z, 1, t[2]["columns"], out=out[s:e]).mul_(_spread(t[2], w, "column_weight", s, e))
+            nc = e - s
+            xu = x[s:e].index_select(1, t[0]["rows"]).view(nc, -1, c)  # channel-last rows of x
+            xw = _weigh(t[0], layout.slabs[0], xu, w, s, e, torch.empty_like(xu))
+            yw = y[s:e].index_select(1, t[1]["rows"]).mul_(w.index_select(1, t[1]["row_weight"]) if w.shape[0] == 1
+                                                         else w[s:e].index_select(1, t[1]["row_weight"]))
+            zts = _parity_buffers(x, nc, c3, plan.parity_rows[2])
+            m = _forward_chunk(plan, g, _parity_views(xw, plan.even[0]), _parity_views(yw, plan.even[1]), zts, 0, nc)
+            z = torch.cat(zts, 1)
+            torch.index_select(_weigh(t[2], layout.slabs[2], z, w, s, e, torch.empty_like(z)).view(nc, -1), 1,
+                               t[2]["columns"], out=out[s:e])
             if any(needs):
-                ctx.chunks.append((xr, yr, z if needs[2] else None, m if keep_m else None))
+                ctx.chunks.append((xu if needs[2] else None, xw, yw, z if needs[2] else None, m if keep_m else None))
         ctx.save_for_backward(x, y, w)
         return out
 
@@ -430,28 +442,30 @@ def _weighted_backward(layout, x, y, w, chunks, gz, needs):
     gx = x.new_empty(x.shape) if need_x else None
     gy = y.new_empty(y.shape) if need_y else None
     gw = w.new_empty(n, w.shape[1]) if need_w else None
-    for (s, e), (xr, yr, z, m) in zip(_chunks(plan, n, x), chunks):
+    for (s, e), (xu, xw, yw, z, m) in zip(_chunks(plan, n, x), chunks):
         nc = e - s
-        g3 = gz[s:e].index_select(1, t[2]["rows"])  # row layout
+        g3 = gz[s:e].index_select(1, t[2]["rows"]).view(nc, -1, c3)  # channel-last
         if need_w:
-            gw[s:e, a3:b3] = _degree_sums(t[2], g3 * z, c3)
-        g3.mul_(_spread(t[2], w, "row_weight", s, e))
-        gxts = _parity_buffers(x, nc, c, plan.parity_rows[0], transposed=True) if need_x or need_w else None
+            gw[s:e, a3:b3] = _degree_sums(t[2], g3 * z)
+        _weigh(t[2], layout.slabs[2], g3, w, s, e)
+        gxts = _parity_buffers(x, nc, c, plan.parity_rows[0]) if need_x or need_w else None
         gys = _parity_buffers(x, nc, None, plan.parity_rows[1]) if need_y or need_w else None
-        _adjoint_chunk(plan, g, _row_views(plan, xr, 0, c), _row_views(plan, yr, 1, None), _row_views(plan, g3, 2, c3),
-                       m, 0, nc, gxts, gys)
-        if gxts is not None:  # gradient of w_1 x, in mul_ir columns
-            gxw = torch.cat(gxts, 1).view(nc, -1).index_select(1, t[0]["columns_t"])
+        _adjoint_chunk(plan, g, _parity_views(xw, plan.even[0]), _parity_views(yw, plan.even[1]),
+                       _parity_views(g3, plan.even[2]), m, 0, nc, gxts, gys)
+        if gxts is not None:  # gradient of w_1 x, channel-last
+            gxw = torch.cat(gxts, 1)
             if need_w:
-                gw[s:e, a1:b1] = _degree_sums(t[0], (gxw * x[s:e]).index_select(1, t[0]["rows"]), c)
+                gw[s:e, a1:b1] = _degree_sums(t[0], gxw * xu)
             if need_x:
-                torch.mul(gxw, _spread(t[0], w, "column_weight", s, e), out=gx[s:e])
-        if gys is not None:  # gradient of w_2 y
-            gyw = torch.cat(gys, 1).index_select(1, t[1]["columns"])
+                torch.index_select(_weigh(t[0], layout.slabs[0], gxw, w, s, e).view(nc, -1), 1, t[0]["columns"], out=gx[s:e])
+        if gys is not None:  # gradient of w_2 y (one channel: the row layout)
+            gyw = torch.cat(gys, 1)
+            yu = y[s:e].index_select(1, t[1]["rows"])
             if need_w:
-                gw[s:e, a2:b2] = _degree_sums(t[1], (gyw * y[s:e]).index_select(1, t[1]["rows"]), 1)
+                gw[s:e, a2:b2] = _degree_sums(t[1], (gyw * yu).unsqueeze(-1))
             if need_y:
-                torch.mul(gyw, _spread(t[1], w, "column_weight", s, e), out=gy[s:e])
+                torch.index_select(_weigh(t[1], layout.slabs[1], gyw.unsqueeze(-1), w, s, e).view(nc, -1), 1,
+                                   t[1]["columns"], out=gy[s:e])
     if need_w and w.shape[0] == 1 and n != 1:
         gw = gw.sum(0, keepdim=True)
     return gx, gy, gw
