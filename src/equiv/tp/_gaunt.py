@@ -346,17 +346,24 @@ class GauntTensorProduct(torch.nn.Module):
         if self.method == "matrix" and self._layout is not None:  # likewise, chunk by chunk
             from ._gaunt_matrix import weighted_gaunt_matrix
 
-            out = weighted_gaunt_matrix(self._layout, x, y, w, self._generic)
+            out = weighted_gaunt_matrix(self._layout, x, y, w, self._plain_generic)
             return out.reshape(batch + (self.irreps_out.dim,))
         return self._generic(x, y, w).reshape(batch + (self.irreps_out.dim,))
 
-    def _generic(self, x, y, w):
+    def _plain_generic(self, x, y, w):
+        """`_generic` with the matrix route's plain kernel: what a differentiable backward differentiates."""
+        from ._gaunt_matrix import _plain
+
+        return self._generic(x, y, w, _plain)
+
+    def _generic(self, x, y, w, kernel=None):
         """The product of flat ``x (n, dim1)``, ``y (n, dim2)``, ``w (1 or n, numel)`` as whole-batch
-        differentiable operations: weights and layout by gathers, then the method's kernel."""
+        differentiable operations: weights and layout by gathers, then the method's kernel (or
+        ``kernel``)."""
         n = x.shape[0]
         w1, w2, w3 = self._split(w)
         (p1, i1), (p2, i2), (p3, i3) = ((p.to(x.device), i.to(x.device)) for p, i in self._perms)
         X = select(x * self._columns(w1, 0), p1, i1).view(n, self.mul, -1)
         Y = select(y * self._columns(w2, 1), p2, i2).view(n, self.mul2, -1)
-        Z = self._fn(self._plan, X, Y)  # (n, C, rows3)
+        Z = (kernel or self._fn)(self._plan, X, Y)  # (n, C, rows3)
         return select(Z.reshape(n, -1), i3, p3) * self._columns(w3, 2)
