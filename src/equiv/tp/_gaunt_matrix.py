@@ -26,6 +26,10 @@ transposed operands: :math:`g_x = g_z M^\top`, :math:`g_M = x^\top g_z` (summed 
 even degrees first, :math:`M` has four blocks, :math:`M_{ee}` and :math:`M_{oo}` built from the
 even-degree part of :math:`y` only and :math:`M_{eo}`, :math:`M_{oe}` from the odd part. Building the
 blocks separately halves the build's multiply-adds (:math:`\approx n R_1 R_2 R_3 / 2`).
+When ``x`` and the output have the same degrees, :math:`M` is symmetric (:math:`G` is symmetric in its
+three indices), :math:`M_{oe} = M_{eo}^\top` is a transposed view, and :math:`g_y` takes the two
+off-diagonal blocks' :math:`g_M` summed in one product: a quarter of the build and of that product saved
+(measured forward + backward, batch 1024: C = 16, L = 8: 33.5 -> 31.3 ms; L = 6: 14.4 -> 13.7 ms).
 
 **Layouts.** Rows are ordered by parity, then degree, then order (`parity_row_order`), so each
 parity is a contiguous range of rows and each degree a contiguous slab within it. Inside the kernels a
@@ -125,7 +129,11 @@ class MatrixPlan:
                     block = g[sl[1][p2], a, c]  # (rows of y of parity p2, rows1, rows3)
                     self.blocks.append((p1, p3, p2))
                     self._block_np.append(block.reshape(block.shape[0], block.shape[1] * block.shape[2]))
-        self.build_macs = sum(m.size for m in self._block_np)  # multiply-adds per sample of the build
+        # x and the output on the same degrees: G_ikj = G_jki makes M symmetric, M_oe = M_eo^T, and the
+        # (1, 0) block is a transposed view of the (0, 1) block (not built)
+        self.symmetric = self.ls[0] == self.ls[2] and (0, 1, 1) in self.blocks and (1, 0, 1) in self.blocks
+        self.build_macs = sum(m.size for b, m in zip(self.blocks, self._block_np)
+                              if not (self.symmetric and b == (1, 0, 1)))  # multiply-adds per sample of the build
         self._cache = {}
 
     def tensor(self, dtype, device) -> torch.Tensor:
@@ -151,7 +159,11 @@ class MatrixPlan:
         ``{(p1, p3): (n, R1_p1, R3_p3)}``, one matrix product each."""
         n = y_parts[0].shape[0]
         r1, r3 = self.parity_rows[0], self.parity_rows[2]
-        return {(p1, p3): (y_parts[p2] @ gb).view(n, r1[p1], r3[p3]) for (p1, p3, p2), (gb, _) in zip(self.blocks, g)}
+        m = {(p1, p3): (y_parts[p2] @ gb).view(n, r1[p1], r3[p3])
+             for (p1, p3, p2), (gb, _) in zip(self.blocks, g) if not (self.symmetric and (p1, p3) == (1, 0))}
+        if self.symmetric:
+            m[1, 0] = m[0, 1].transpose(1, 2)
+        return m
 
 
 @functools.lru_cache(maxsize=None)
@@ -227,7 +239,12 @@ def _adjoint_chunk(plan, g, xts, ys, gzts, m, s, e, gxts, gys):
             _accumulate(gxts[p1][s:e], m[p1, p3], gz, p1 not in done_x)
             done_x.add(p1)
         if gys is not None:
-            gm = torch.bmm(xts[p1][s:e], gz.transpose(1, 2)).view(n, -1)
+            if plan.symmetric and (p1, p3) == (1, 0):
+                continue  # added to the (0, 1) block's g_M, transposed (below)
+            gm = torch.bmm(xts[p1][s:e], gz.transpose(1, 2))
+            if plan.symmetric and (p1, p3) == (0, 1):  # g_y from both off-diagonal blocks, one product
+                gm.baddbmm_(gzts[0][s:e], xts[1][s:e].transpose(1, 2))
+            gm = gm.view(n, -1)
             out = gys[p2][s:e]
             if p2 in done_y:
                 out.addmm_(gm, gbt)
