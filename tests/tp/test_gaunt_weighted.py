@@ -117,3 +117,16 @@ def test_matrix_kernel_variants(small_block, slab_min, shared, monkeypatch):
     g = torch.randn_like(z)
     for a, b in zip(torch.autograd.grad(z, (x, y, w), g), torch.autograd.grad(ref, (x, y, w), g)):
         assert (a - b).abs().max() < 1e-12 * b.abs().max()
+
+
+@pytest.mark.parametrize("need", [(True, True, True), (True, False, False), (False, True, False), (False, False, True)])
+def test_matrix_rows_recomputed_with_kept_matrices(need, monkeypatch):
+    # large channel counts: the gathered rows exceed the budget while the matrices fit
+    monkeypatch.setattr(matrix, "_keep_rows", lambda *args: False)
+    tp, fused, unfused = _route("matrix", CASES[0], monkeypatch)
+    x, y, w = _inputs(tp, 9, False, need)
+    z, ref = fused(x, y, w), unfused(x, y, w)
+    g = torch.randn_like(z)
+    inputs = [v for v in (x, y, w) if v.requires_grad]
+    for a, b in zip(torch.autograd.grad(z, inputs, g), torch.autograd.grad(ref, inputs, g)):
+        assert (a - b).abs().max() < 1e-12 * b.abs().max()

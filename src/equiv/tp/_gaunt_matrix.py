@@ -44,7 +44,8 @@ backward, batch 1024: C = 64, L = 6: 52.2 -> 45.2 ms; C = 64, L = 3: 14.2 -> 12.
 
 For one-channel :math:`y` the batch goes through in chunks of a few MB of matrices
 (`CHUNK_BYTES`); the chunks' matrices are kept for the backward up to `KEEP_BYTES` and rebuilt
-beyond. A backward that must itself be differentiable (``create_graph=True``) differentiates the
+beyond, and so are their gathered, weighted rows (a separate `KEEP_BYTES`; gathered again beyond).
+A backward that must itself be differentiable (``create_graph=True``) differentiates the
 plain whole-batch formula with autograd, so double backward is exact; ``uuu`` (one matrix per sample
 *and* channel) and ``torch.compile`` use the plain formula too.
 
@@ -406,6 +407,23 @@ def _degree_sums(leg, v):
     return torch.matmul(leg["degree"], v).view(v.shape[0], -1)
 
 
+def _keep_rows(layout, n, x, need_w) -> bool:
+    """Keep the chunks' gathered, weighted rows (and, for weight gradients, the unweighted rows of ``x``
+    and of the product) for the backward, or gather and compute them again there?"""
+    (c1, c2, c3), (r1, r2, r3) = layout.muls, layout.plan.rows
+    values = c1 * r1 + c2 * r2 + (c1 * r1 + c3 * r3 if need_w else 0)
+    return n * values * x.element_size() <= keep_bytes(KEEP_BYTES, x.device)
+
+
+def _chunk_rows(layout, t, x, y, w, s, e):
+    """Channel-last rows of ``x`` (plain and weighted) and the weighted rows of ``y`` for samples ``[s, e)``."""
+    nc, c = e - s, layout.muls[0]
+    xu = x[s:e].index_select(1, t[0]["rows"]).view(nc, -1, c)
+    xw = _weigh(t[0], layout.slabs[0], xu, w, s, e, torch.empty_like(xu))
+    wy = w.index_select(1, t[1]["row_weight"]) if w.shape[0] == 1 else w[s:e].index_select(1, t[1]["row_weight"])
+    return xu, xw, y[s:e].index_select(1, t[1]["rows"]).mul_(wy)
+
+
 class _WeightedMatrix(torch.autograd.Function):
     r""":math:`w_3 \odot (w_1 \odot x) M(w_2 \odot y)` on ``mul_ir`` coefficients, chunk by chunk
     (layout changes included: a chunk's rows stay in cache between its gathers and products)."""
@@ -420,21 +438,20 @@ class _WeightedMatrix(torch.autograd.Function):
         g = plan.block_tensors(x.dtype, x.device)
         needs = ctx.needs_input_grad[1:4]
         keep_m = _keep(plan, n, x, any(needs))
+        keep_rows = any(needs) and _keep_rows(layout, n, x, needs[2])
         ctx.chunks = []  # per chunk: x (plain and weighted), weighted y, the unweighted product, M
         out = x.new_empty(n, t[2]["columns"].shape[0])
         for s, e in _chunks(plan, n, x):
             nc = e - s
-            xu = x[s:e].index_select(1, t[0]["rows"]).view(nc, -1, c)  # channel-last rows of x
-            xw = _weigh(t[0], layout.slabs[0], xu, w, s, e, torch.empty_like(xu))
-            yw = y[s:e].index_select(1, t[1]["rows"]).mul_(w.index_select(1, t[1]["row_weight"]) if w.shape[0] == 1
-                                                         else w[s:e].index_select(1, t[1]["row_weight"]))
+            xu, xw, yw = _chunk_rows(layout, t, x, y, w, s, e)
             zts = _parity_buffers(x, nc, c3, plan.parity_rows[2])
             m = _forward_chunk(plan, g, _parity_views(xw, plan.even[0]), _parity_views(yw, plan.even[1]), zts, 0, nc)
             z = torch.cat(zts, 1)
             torch.index_select(_weigh(t[2], layout.slabs[2], z, w, s, e, torch.empty_like(z)).view(nc, -1), 1,
                                t[2]["columns"], out=out[s:e])
             if any(needs):
-                ctx.chunks.append((xu if needs[2] else None, xw, yw, z if needs[2] else None, m if keep_m else None))
+                rows = (xu if needs[2] else None, xw, yw, z if needs[2] else None) if keep_rows else None
+                ctx.chunks.append((rows, m if keep_m else None))
         ctx.save_for_backward(x, y, w)
         return out
 
@@ -462,8 +479,16 @@ def _weighted_backward(layout, x, y, w, chunks, gz, needs):
     gx = x.new_empty(x.shape) if need_x else None
     gy = y.new_empty(y.shape) if need_y else None
     gw = w.new_empty(n, w.shape[1]) if need_w else None
-    for (s, e), (xu, xw, yw, z, m) in zip(_chunks(plan, n, x), chunks):
+    for (s, e), (rows, m) in zip(_chunks(plan, n, x), chunks):
         nc = e - s
+        if rows is not None:
+            xu, xw, yw, z = rows
+        else:  # not kept: gather again, and recompute the product for the output weights' gradient
+            xu, xw, yw = _chunk_rows(layout, t, x, y, w, s, e)
+            if need_w:
+                zts = _parity_buffers(x, nc, c3, plan.parity_rows[2])
+                m = _forward_chunk(plan, g, _parity_views(xw, plan.even[0]), _parity_views(yw, plan.even[1]), zts, 0, nc)
+                z = torch.cat(zts, 1)
         g3 = gz[s:e].index_select(1, t[2]["rows"]).view(nc, -1, c3)  # channel-last
         if need_w:
             gw[s:e, a3:b3] = _degree_sums(t[2], g3 * z)
