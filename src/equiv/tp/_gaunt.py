@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 
 from equiv import so3
@@ -46,7 +47,9 @@ def _row_permutation(irreps, order_fn=None):
     mul = irreps[0].mul
     start = {ir.l: sl.start for sl, (_, ir) in zip(irreps.slices(), irreps)}
     order = order_fn([ir.l for _, ir in irreps])
-    perm = [start[l] + u * (2 * l + 1) + m + l for u in range(mul) for l, m in order]
+    col0 = np.array([start[l] + m + l for l, m in order])  # column of channel 0 of each row
+    dim = np.array([2 * l + 1 for l, _ in order])
+    perm = (col0[None, :] + np.arange(mul)[:, None] * dim[None, :]).reshape(-1)  # entry u * rows + r
     return inverse_permutation(perm, irreps.dim)
 
 

@@ -357,19 +357,18 @@ class MulIrMatrixLayout:
             order = parity_row_order([ir.l for _, ir in irr])
             where = {ir.l: (a, sl.start) for a, (sl, (_, ir)) in enumerate(zip(irr.slices(), irr))}
             nr = len(order)
-            rows = np.empty(mul * nr, dtype=np.int64)
-            row_weight = np.empty(nr, dtype=np.int64)
-            entry_weight = np.empty(mul * nr, dtype=np.int64)
+            irrep = np.array([where[l][0] for l, _ in order])  # irrep index of each row
+            col0 = np.array([where[l][1] + m + l for l, m in order])  # mul_ir column of channel 0
+            dim = np.array([2 * l + 1 for l, _ in order])
+            u = np.arange(mul)
+            rows = (col0[:, None] + u * dim[:, None]).reshape(-1)  # entry r mul + u
+            row_weight = weight_slices[k][0] + irrep * mul
+            entry_weight = (row_weight[:, None] + u).reshape(-1)
             degree = np.zeros((len(irr), nr))
+            degree[irrep, np.arange(nr)] = 1
             first = {}
-            for r, (l, m) in enumerate(order):
-                a, start = where[l]
+            for r, (l, _) in enumerate(order):
                 first.setdefault(l, r)
-                degree[a, r] = 1
-                row_weight[r] = weight_slices[k][0] + a * mul
-                for u in range(mul):
-                    rows[r * mul + u] = start + u * (2 * l + 1) + m + l
-                    entry_weight[r * mul + u] = weight_slices[k][0] + a * mul + u
             columns = np.empty_like(rows)
             columns[rows] = np.arange(len(rows))
             self.muls.append(mul)
