@@ -130,10 +130,11 @@ def test_auto_method():
     def signal(c, lmax):
         return " + ".join(f"{c}x{l}{'eo'[l % 2]}" for l in range(lmax + 1))
 
-    # L**3 <= 32 C: up to L = 8 for 16 channels, L = 12 for 64
+    # L**3 <= 45 C: up to L = 8 for 16 channels, L = 14 for 64
     assert GauntTensorProduct(signal(16, 8), "0e + 1o", signal(16, 8)).method == "matrix"
     assert GauntTensorProduct(signal(16, 9), "0e + 1o", signal(16, 9)).method == "grid"
-    assert GauntTensorProduct(signal(64, 12), "0e + 1o", signal(64, 12)).method == "matrix"
+    assert GauntTensorProduct(signal(64, 14), "0e + 1o", signal(64, 14)).method == "matrix"
+    assert GauntTensorProduct(signal(64, 15), "0e + 1o", signal(64, 15)).method == "grid"
 
 
 def test_parity_restriction_and_errors():

@@ -17,9 +17,10 @@ __all__ = ["GauntTensorProduct", "gaunt_path_coefficient"]
 METHODS = ("auto", "grid", "fourier", "matrix")
 #: ``method="auto"`` takes the matrix route (one-channel second input) while ``L**3 <= AUTO_MATRIX_FACTOR * C``
 #: (``L`` the largest degree, ``C`` the channels), else the grid. The matrix route's build grows as
-#: ``L**6`` per sample and the grid as ``C L**3``; forward + backward crossovers measured on CPU
-#: (`benchmarks/tensor_products.py`, batch 1024): C = 16 between L = 8 and 9, C = 64 at L = 12.
-AUTO_MATRIX_FACTOR = 32
+#: ``L**6`` per sample and the grid as ``C L**3``. Forward + backward crossovers measured on CPU with the
+#: eleventh session's kernels (batch 1024, matrix / grid time): C = 16: L = 9 0.97, L = 10 1.22; C = 32:
+#: L = 11 0.87, L = 12 1.11; C = 64: L = 14 0.97, L = 15 1.15, i.e. at L**3 / C = 45-50 for all three.
+AUTO_MATRIX_FACTOR = 45
 
 
 @functools.lru_cache(maxsize=None)
@@ -143,11 +144,11 @@ class GauntTensorProduct(torch.nn.Module):
       :math:`M(y)_{ij} = \sum_k G_{ikj} y_k` applied to every channel: one large matrix product to build
       it (:math:`O(L^6)` per sample, independent of :math:`C`) and one batched product to apply it
       (:math:`O(C L^4)`) (`equiv.tp._gaunt_matrix`). Fewer, larger operations than the grid: faster on
-      CPU up to about :math:`L = 8`, slower beyond.
+      CPU up to about :math:`L = 9` for 16 channels (more for more channels), slower beyond.
 
     ``"auto"`` (the default) takes ``"matrix"`` when ``irreps_in2`` has multiplicity 1 and
-    :math:`L^3 \le 32\, C` (`AUTO_MATRIX_FACTOR`; :math:`L` the largest degree: up to 8 for 16 channels,
-    12 for 64), else ``"grid"``; ``method`` holds the choice.
+    :math:`L^3 \le 45\, C` (`AUTO_MATRIX_FACTOR`; :math:`L` the largest degree: up to 8 for 16 channels,
+    11 for 32, 14 for 64), else ``"grid"``; ``method`` holds the choice.
 
     Parameters
     ----------
