@@ -174,3 +174,14 @@ def test_torch_compile_fullgraph():
     g1 = torch.autograd.grad(eager.square().sum(), x)[0]
     g2 = torch.autograd.grad(compiled.square().sum(), x)[0]
     assert (g1 - g2).abs().max() < 1e-4
+
+
+def test_weights_must_match_the_inputs_dtype():
+    tp = GauntTensorProduct("4x0e + 4x1o", "0e + 1o", "4x0e + 4x1o", shared_weights=False)
+    x, y = torch.randn(3, 16), torch.randn(3, 4)
+    with pytest.raises(ValueError, match="weights"):
+        tp(x, y, torch.randn(3, tp.weight_numel, dtype=torch.float64))
+    internal = GauntTensorProduct("4x0e + 4x1o", "0e + 1o", "4x0e + 4x1o")
+    with pytest.raises(ValueError, match="convert the module"):
+        internal(x.double(), y.double())
+    assert internal.double()(x.double(), y.double()).dtype == torch.float64

@@ -340,6 +340,11 @@ class GauntTensorProduct(torch.nn.Module):
         if x.device != y.device:
             raise ValueError(f"GauntTensorProduct: x and y must be on the same device, got {x.device} and {y.device}")
         w = self._get_weights(weight)
+        if w.dtype != x.dtype or w.device != x.device:
+            raise ValueError(
+                f"GauntTensorProduct: the weights ({w.dtype}, {w.device}) must match x ({x.dtype}, {x.device})"
+                + ("; convert the module with .to(...)" if weight is None else "")
+            )
         batch, n, x, y, w = flatten_batch(x, y, w, self.shared_weights)
         if n == 0:  # an empty batch (e.g. a graph without edges): empty output, zero gradients
             return (x.sum() + y.sum() + w.sum()).mul(0).expand(batch + (self.irreps_out.dim,))
