@@ -478,6 +478,7 @@ class _ChannelwiseProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, plan, x, y, w, idx_x, idx_out, n_out, tangent):
         ctx.plan, ctx.n_out, ctx.tangent = plan, n_out, tangent
+        ctx.set_materialize_grads(False)  # an unused output gives None, not a zero tensor to multiply
         ctx.save_for_backward(x, y, w, idx_x, idx_out)
         n, u = y.shape[0], x.shape[2]
         size = n * (plan.t_size + plan.num_paths * u + sum(g.rows for g in plan.groups) * u) * y.element_size()
@@ -488,6 +489,8 @@ class _ChannelwiseProduct(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gout):
+        if gout is None:
+            return (None,) * 8
         x, y, w, idx_x, idx_out = ctx.saved_tensors
         nx, ny, nw = ctx.needs_input_grad[1:4]
         gx, gy, gw = _ChannelwiseVJP.apply(
@@ -503,6 +506,10 @@ class _ChannelwiseVJP(torch.autograd.Function):
     def forward(ctx, plan, x, y, w, gout, idx_x, idx_out, n_out, need_x, need_y, need_w, tangent, kept=None):
         ctx.plan, ctx.n_out, ctx.tangent = plan, n_out, tangent
         ctx.needs = (need_x, need_y, need_w)
+        # a gradient that the caller does not use (e.g. that of node features which do not depend on
+        # the positions, in a force pass) comes back as None, and its terms of the double backward
+        # are skipped rather than computed from zeros
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, y, w, gout, idx_x, idx_out)
         return _vjp(plan, x, y, w, gout, idx_x, idx_out, need_x, need_y, need_w, tangent, kept)
 
@@ -513,6 +520,8 @@ class _ChannelwiseVJP(torch.autograd.Function):
         ggx = ggx if ctx.needs[0] else None
         ggy = ggy if ctx.needs[1] else None
         ggw = ggw if ctx.needs[2] else None
+        if ggx is None and ggy is None and ggw is None:
+            return (None,) * 13
         want_x, want_y, want_w, want_g = ctx.needs_input_grad[1:5]
         prod = _ChannelwiseProduct.apply
         vjp = _ChannelwiseVJP.apply
