@@ -120,11 +120,11 @@ def keep_checkpoint(run_dir: Path, kept: Path) -> None:
         shutil.copy2(run_dir / "checkpoint.pt", kept / "checkpoint.pt")
 
 
-def run_equiv(cfg: dict, tp: str, out_dir: Path, keep_dir: Path) -> dict:
+def run_equiv(cfg: dict, tp: str, out_dir: Path, keep_dir: Path, config: dict = CONFIG) -> dict:
     """Train equiv's MACE with the workflow (resumes from ``out_dir`` when a checkpoint is there)."""
     from equiv.train.potential import train_potential
 
-    run_cfg = dict(cfg, model="mace", model_kwargs=dict(CONFIG, tp=tp), output_dir=str(out_dir))
+    run_cfg = dict(cfg, model="mace", model_kwargs=dict(config, tp=tp), output_dir=str(out_dir))
     load0, t0 = _load(), time.perf_counter()
     report = train_potential(run_cfg)
     report["wall_s"], report["load_avg_start"], report["load_avg_end"] = time.perf_counter() - t0, load0, _load()

@@ -45,6 +45,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=5)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden-irreps", default=None,
+                   help=f"equiv's hidden irreps (default {common.CONFIG['hidden_irreps']!r}, the equal-budget size); another "
+                        "size is a separate run, named after it (e.g. equiv-cg-128x0e+128x1o+128x2e)")
     p.add_argument("--runs-dir", default=str(ROOT / "runs" / "bench"), help="checkpoints (resumable)")
     p.add_argument("--fresh", action="store_true", help="ignore existing checkpoints")
     p.add_argument("--table", action="store_true", help="only rewrite the Markdown from the JSON (with --long: the long runs')")
@@ -81,9 +84,17 @@ def main(argv=None) -> int:
     suffix = "_long" if args.long else ""
     path = HERE / "results" / f"rmd17{suffix}.json"
     runs = json.loads(path.read_text()).get("runs", {}) if path.exists() else {}
-    restarts = list(runs.get(args.molecule, {}).get("restarts", [])) if args.long else []
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    config, key = common.CONFIG, args.molecule
+    if args.hidden_irreps and args.hidden_irreps.replace(" ", "") != common.CONFIG["hidden_irreps"].replace(" ", ""):
+        if "mace-torch" in names:
+            p.error("--hidden-irreps: equiv runs only (the equal-budget comparison keeps one size for both libraries)")
+        size = args.hidden_irreps.replace(" ", "")
+        config = dict(common.CONFIG, hidden_irreps=args.hidden_irreps)
+        names, key = [f"{n}-{size}" for n in names], f"{args.molecule} ({size})"
+    restarts = list(runs.get(key, {}).get("restarts", [])) if args.long else []
     reports = {}
-    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+    for name in names:
         run_dir = Path(args.runs_dir) / f"{tag}_{name}"
         keep = HERE / "results" / "models" / f"{tag}_{name}{suffix}"
         if args.long:
@@ -103,7 +114,7 @@ def main(argv=None) -> int:
         if name == "mace-torch":
             reports[name] = common.run_mace_torch(run_cfg, run_dir, keep)
         else:
-            reports[name] = common.run_equiv(run_cfg, name.split("-", 1)[1], run_dir, keep)
+            reports[name] = common.run_equiv(run_cfg, name.split("-")[1], run_dir, keep, config)
         if offset and not reports[name].get("interrupted"):
             _merge_restarted_history(keep, run_dir, offset, reports[name])
         if args.long:
@@ -115,13 +126,13 @@ def main(argv=None) -> int:
     out = {"benchmark": "rmd17", "molecule": args.molecule, "budget_minutes_per_model": budget,
            "command": "python benchmarks/rmd17.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "machine": common.machine(), "device": args.device, "dtype": args.dtype, "threads": args.threads,
-           "config": common.CONFIG, "training": {k: cfg[k] for k in ("batch_size", "lr", "optimizer", "energy_weight",
+           "config": config, "training": {k: cfg[k] for k in ("batch_size", "lr", "optimizer", "energy_weight",
                                                                       "forces_weight", "ema_decay", "n_train", "n_valid")},
            "max_test": max_test, "reports": reports}
     if restarts:
         out["restarts"] = restarts
-    out["segments"] = _segments(runs.get(args.molecule), out) if args.long else []
-    runs[args.molecule] = out
+    out["segments"] = _segments(runs.get(key), out) if args.long else []
+    runs[key] = out
     path.write_text(json.dumps({"benchmark": "rmd17", "runs": runs}, indent=2, default=str))
     _write_md(runs, suffix)
     if args.long:
@@ -144,8 +155,8 @@ def _plot_long(runs: dict) -> None:
 
     from equiv.train.curves import learning_curve
 
-    rows = [(mol, HERE / "results" / "models" / f"rmd17_{mol}_{name}_long" / "history.json", o, name)
-            for mol, o in runs.items() for name in o["reports"]]
+    rows = [(o["molecule"], HERE / "results" / "models" / f"rmd17_{o['molecule']}_{name}_long" / "history.json", o, name)
+            for o in runs.values() for name in o["reports"]]
     rows = [r for r in rows if r[1].exists()]
     if not rows:
         return
