@@ -24,7 +24,10 @@ and its gradients are the other partial derivatives, so one engine evaluates all
   gathered/scattered inside the loop (fused message passing, never materialising per-edge tensors).
 
 The backward of the product is `_ChannelwiseVJP`, whose own backward is expressed with the product
-and the VJP again, so double (and higher) backward works — forces need it.
+and the VJP again, so double (and higher) backward works — forces need it. Gradients that the caller
+does not use arrive as None (``set_materialize_grads(False)``) and their terms are skipped: in a MACE
+force step the first layer's node features do not depend on the positions, and this skips 2 of the
+18 engine calls of a training step (3-5 % of the step, rMD17 aspirin, batch 5).
 
 Work per sample: :math:`\sum_q d_{a_q} d_{b_q} d_{c_q}` for ``T`` plus
 :math:`U \sum_q d_{a_q} d_{c_q}` for the products, against
