@@ -18,7 +18,9 @@ import torch
 
 __all__ = ["Irrep", "Irreps", "MulIr"]
 
-_IRREP_RE = re.compile(r"^(\d+)([eoy])$")
+# as e3nn reads them (``int`` of what precedes the parity letter): blanks before the letter and a "-0"
+# are accepted; a negative degree is not
+_IRREP_RE = re.compile(r"^(-?\d+)\s*([eoy])$")
 
 
 def _parse_irrep(token: str) -> tuple[int, int]:
@@ -30,6 +32,8 @@ def _parse_irrep(token: str) -> tuple[int, int]:
             "'e' (even), 'o' (odd) or 'y' (parity (-1)^l of the spherical harmonics), e.g. '1o'"
         )
     l = int(match.group(1))
+    if l < 0:
+        raise ValueError(f"Irrep: cannot parse {token!r}: the degree must be >= 0")
     p = {"e": 1, "o": -1, "y": (-1) ** l}[match.group(2)]
     return l, p
 
@@ -208,7 +212,7 @@ def _parse_irreps(text: str) -> list[MulIr]:
         if "x" in stripped:
             mul_str, _, ir_str = stripped.partition("x")
             mul_str = mul_str.strip()
-            if not mul_str.isdigit():
+            if not (mul_str.isdigit() or mul_str[:1] == "-" and mul_str[1:].isdigit() and int(mul_str) == 0):
                 raise ValueError(
                     f"Irreps: bad token {stripped!r} in {text!r}: the multiplicity {mul_str!r} is not "
                     "an int >= 0 (expected e.g. '16x0e')"
