@@ -96,3 +96,25 @@ def test_moment_scale_gives_unit_second_moment():
     assert moment_scale(lambda t: 2 * t) == pytest.approx(0.5, abs=1e-12)
     with pytest.raises(ValueError, match="vanishes"):
         moment_scale(torch.zeros_like)
+
+
+def test_reference_centring_option():
+    """``centre="coordinates"``: the reference code's position input (each particle minus the mean of
+    its own coordinates). It differs from the centroid input and breaks translation equivariance."""
+    torch.manual_seed(0)
+    model = SEGNN(hidden=8, num_layers=1).double()
+    ref = SEGNN(hidden=8, num_layers=1, centre="coordinates").double()
+    ref.load_state_dict(model.state_dict())
+    x, v = torch.randn(2, 5, 3, dtype=torch.float64), torch.randn(2, 5, 3, dtype=torch.float64)
+    q = torch.tensor([1.0, -1.0, 1.0, 1.0, -1.0], dtype=torch.float64).expand(2, 5).unsqueeze(-1)
+    shift = torch.tensor([0.3, -1.2, 0.7], dtype=torch.float64)
+    # the centroid model: translation equivariant; the reference input: not
+    assert (model(x + shift, v, q) - (model(x, v, q) + shift)).abs().max() < 1e-12
+    assert (ref(x + shift, v, q) - (ref(x, v, q) + shift)).abs().max() > 1e-6
+    # for systems whose particles all have coordinate mean equal to the centroid's, the inputs agree
+    xs = x - x.mean(2, keepdim=True)
+    xs = xs - xs.mean(1, keepdim=True)  # coordinate means stay 0, centroid 0
+    assert (ref(xs, v, q) - model(xs, v, q)).abs().max() < 1e-12
+    assert "centre='coordinates'" in repr(ref)
+    with pytest.raises(ValueError, match="centre"):
+        SEGNN(hidden=8, centre="origin")

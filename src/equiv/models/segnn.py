@@ -250,6 +250,8 @@ class SEGNN(nn.Module):
     Departure from the reference code: it subtracts ``pos.mean(1)`` — the mean over the *coordinates*
     of each particle, which breaks rotation and translation symmetry slightly; here the centroid of the
     particles is subtracted, which is what the paper describes and keeps the model exactly equivariant.
+    ``centre="coordinates"`` reproduces the reference's input instead (for comparisons only: the
+    model is then no longer equivariant).
 
     Parameters
     ----------
@@ -266,6 +268,9 @@ class SEGNN(nn.Module):
     gate_norm : bool
         Scale the gate activations to unit second moment, as the reference code does through e3nn's
         ``Gate`` (default True; False is the model of the N-body runs recorded before 2026-11-23).
+    centre : {"centroid", "coordinates"}
+        What the position input is taken relative to: the particles' centroid (default, equivariant)
+        or, as in the reference code, the mean of each particle's own three coordinates.
 
     Shapes:
         - positions, velocities: ``(B, N, 3)`` or ``(N, 3)``
@@ -280,8 +285,11 @@ class SEGNN(nn.Module):
     """
 
     def __init__(self, hidden: int = 64, num_layers: int = 4, lmax: int = 1, lmax_attr: int = 1,
-                 product: str = "cg", gate_norm: bool = True) -> None:
+                 product: str = "cg", gate_norm: bool = True, centre: str = "centroid") -> None:
         super().__init__()
+        if centre not in ("centroid", "coordinates"):
+            raise ValueError(f"SEGNN: centre must be 'centroid' or 'coordinates', got {centre!r}")
+        self.centre = centre
         for name, val in (("hidden", hidden), ("num_layers", num_layers)):
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
                 raise ValueError(f"SEGNN: {name} must be a positive integer, got {val!r}")
@@ -329,7 +337,8 @@ class SEGNN(nn.Module):
             ls, v, normalize=True, normalization="integral")
         node_attr = torch.cat([torch.ones_like(node_attr[..., :1]), node_attr[..., 1:]], -1)
         speed = v.norm(dim=-1, keepdim=True)
-        h = self.embedding(torch.cat([x - x.mean(1, keepdim=True), v, speed], -1), node_attr)
+        x0 = x - (x.mean(1, keepdim=True) if self.centre == "centroid" else x.mean(2, keepdim=True))
+        h = self.embedding(torch.cat([x0, v, speed], -1), node_attr)
         for layer in self.layers:
             h = layer(h, edge_attr, edge_extra, node_attr, I, J)
         out = x + self.readout_2(self.readout_1(h, node_attr), node_attr)
@@ -337,5 +346,6 @@ class SEGNN(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"hidden={self.hidden} ({self.hidden_irreps}), num_layers={self.num_layers}, lmax={self.lmax}, "
-                f"lmax_attr={self.lmax_attr}, product={self.product!r}, gate_norm={self.gate_norm}")
+                f"lmax_attr={self.lmax_attr}, product={self.product!r}, gate_norm={self.gate_norm}"
+                + (f", centre={self.centre!r}" if self.centre != "centroid" else ""))
 
