@@ -116,5 +116,8 @@ def test_reference_centring_option():
     xs = xs - xs.mean(1, keepdim=True)  # coordinate means stay 0, centroid 0
     assert (ref(xs, v, q) - model(xs, v, q)).abs().max() < 1e-12
     assert "centre='coordinates'" in repr(ref)
+    # float32 runs the same input path (dtype preserved)
+    out32 = SEGNN(hidden=8, num_layers=1, centre="coordinates")(x.float(), v.float(), q.float())
+    assert out32.dtype == torch.float32 and torch.isfinite(out32).all()
     with pytest.raises(ValueError, match="centre"):
         SEGNN(hidden=8, centre="origin")
