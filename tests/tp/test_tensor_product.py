@@ -247,7 +247,7 @@ def test_engine_double_backward_with_unused_first_gradients(used, dtype):
 def test_uvv_gradcheck():
     tp = TensorProduct("2x0e + 1x1o", "3x1o", "3x1o + 3x1e", [(0, 0, 0, "uvv", True), (1, 0, 1, "uvv", True)],
                        shared_weights=False)
-    x = torch.randn(2, 5, dtype=dtype, requires_grad=True)
+    x = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
     y = torch.randn(2, 9, dtype=torch.float64, requires_grad=True)
     w = torch.randn(2, tp.weight_numel, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(tp, (x, y, w), fast_mode=True)
