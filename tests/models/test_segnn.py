@@ -121,3 +121,29 @@ def test_reference_centring_option():
     assert out32.dtype == torch.float32 and torch.isfinite(out32).all()
     with pytest.raises(ValueError, match="centre"):
         SEGNN(hidden=8, centre="origin")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_node_attr_scalar_option(dtype):
+    """``node_attr_scalar="harmonics"`` keeps the sum of the two ``l = 0`` harmonics (the reference's
+    earlier model) instead of setting it to 1; the model stays E(3) equivariant."""
+    torch.manual_seed(0)
+    seen = {}
+    for kind in ("one", "harmonics"):
+        model = SEGNN(hidden=8, num_layers=1, node_attr_scalar=kind).to(dtype)
+        model.embedding.register_forward_hook(lambda m, args, out, kind=kind: seen.__setitem__(kind, args[1]))
+        x, v, q = (t.to(dtype) for t in _inputs())
+        model(x, v, q)
+    expected = {"one": 1.0, "harmonics": 1 / torch.pi ** 0.5}
+    tol = 1e-6 if dtype == torch.float32 else 1e-14
+    for kind, a in seen.items():
+        assert a.dtype == dtype
+        assert (a[..., 0] - expected[kind]).abs().max() < tol
+    assert torch.equal(seen["one"][..., 1:], seen["harmonics"][..., 1:])
+    if dtype == torch.float64:
+        rep = assert_equivariant(model, list(_inputs()), *KINDS, group="O(3)", **PERM,
+                                 generator=torch.Generator().manual_seed(0))
+        assert rep.max_relative_error < 1e-12
+    assert "node_attr_scalar='harmonics'" in repr(model)
+    with pytest.raises(ValueError, match="node_attr_scalar"):
+        SEGNN(hidden=8, node_attr_scalar="zero")

@@ -242,7 +242,9 @@ class SEGNN(nn.Module):
     Node input (irreps ``2x1o + 1x0e``): position relative to the system's centroid, velocity and
     speed. Edge attributes :math:`a_{ij} = Y^{l\le l_a}(x_j - x_i)` (spherical harmonics, integral
     normalisation) and scalars :math:`(\lVert x_j - x_i\rVert, q_iq_j)`; node attributes
-    :math:`a_i = \frac{1}{N-1}\sum_j a_{ij} + Y(v_i)` with the ``0e`` component set to 1. An embedding
+    :math:`a_i = \frac{1}{N-1}\sum_j a_{ij} + Y(v_i)` with the ``0e`` component set to 1 (as the
+    reference code's current model does; ``node_attr_scalar="harmonics"`` keeps the sum,
+    :math:`2 Y_{00} = 1/\sqrt{\pi}`, as its earlier model ``models/old_segnn`` did). An embedding
     product, ``num_layers`` :class:`SEGNNLayer` and a two-product read-out to ``1x1o`` give the
     displacement, :math:`\hat x_i = x_i + \Delta_i`. The published setting (test MSE 0.0043) is 64
     weight-balanced hidden features (``32x0e + 32x1o``), ``lmax = lmax_attr = 1``, 4 layers.
@@ -271,6 +273,10 @@ class SEGNN(nn.Module):
     centre : {"centroid", "coordinates"}
         What the position input is taken relative to: the particles' centroid (default, equivariant)
         or, as in the reference code, the mean of each particle's own three coordinates.
+    node_attr_scalar : {"one", "harmonics"}
+        The ``0e`` component of the node attributes: 1 (default) or the sum of the harmonics,
+        :math:`1/\sqrt{\pi}`. Both are invariant; they weigh the attributes' scalar path differently
+        against the vector path.
 
     Shapes:
         - positions, velocities: ``(B, N, 3)`` or ``(N, 3)``
@@ -285,11 +291,14 @@ class SEGNN(nn.Module):
     """
 
     def __init__(self, hidden: int = 64, num_layers: int = 4, lmax: int = 1, lmax_attr: int = 1,
-                 product: str = "cg", gate_norm: bool = True, centre: str = "centroid") -> None:
+                 product: str = "cg", gate_norm: bool = True, centre: str = "centroid",
+                 node_attr_scalar: str = "one") -> None:
         super().__init__()
         if centre not in ("centroid", "coordinates"):
             raise ValueError(f"SEGNN: centre must be 'centroid' or 'coordinates', got {centre!r}")
-        self.centre = centre
+        if node_attr_scalar not in ("one", "harmonics"):
+            raise ValueError(f"SEGNN: node_attr_scalar must be 'one' or 'harmonics', got {node_attr_scalar!r}")
+        self.centre, self.node_attr_scalar = centre, node_attr_scalar
         for name, val in (("hidden", hidden), ("num_layers", num_layers)):
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
                 raise ValueError(f"SEGNN: {name} must be a positive integer, got {val!r}")
@@ -335,7 +344,8 @@ class SEGNN(nn.Module):
         edge_extra = torch.cat([dist, q[:, I] * q[:, J]], -1)
         node_attr = edge_attr.reshape(B, N, N - 1, -1).mean(2) + spherical_harmonics(
             ls, v, normalize=True, normalization="integral")
-        node_attr = torch.cat([torch.ones_like(node_attr[..., :1]), node_attr[..., 1:]], -1)
+        if self.node_attr_scalar == "one":
+            node_attr = torch.cat([torch.ones_like(node_attr[..., :1]), node_attr[..., 1:]], -1)
         speed = v.norm(dim=-1, keepdim=True)
         x0 = x - (x.mean(1, keepdim=True) if self.centre == "centroid" else x.mean(2, keepdim=True))
         h = self.embedding(torch.cat([x0, v, speed], -1), node_attr)
@@ -347,5 +357,6 @@ class SEGNN(nn.Module):
     def extra_repr(self) -> str:
         return (f"hidden={self.hidden} ({self.hidden_irreps}), num_layers={self.num_layers}, lmax={self.lmax}, "
                 f"lmax_attr={self.lmax_attr}, product={self.product!r}, gate_norm={self.gate_norm}"
-                + (f", centre={self.centre!r}" if self.centre != "centroid" else ""))
+                + (f", centre={self.centre!r}" if self.centre != "centroid" else "")
+                + (f", node_attr_scalar={self.node_attr_scalar!r}" if self.node_attr_scalar != "one" else ""))
 
