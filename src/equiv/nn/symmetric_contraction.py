@@ -63,8 +63,11 @@ its last coordinate :math:`A_{i_\nu}` gives one Horner step for all orders at on
 where :math:`P_r` runs over the monomials of order :math:`0, \dots, \nu_{\max}-1` (153 for 16
 coordinates and :math:`\nu_{\max} = 3`, against 816 cubic ones) and
 :math:`\tilde{\mathcal U}_{zc} = \sum_k \mathcal U_{\cdot k} W_{zkc}` combines the coupling
-coefficients with the weights once per call. Nodes are sorted by species and each species is one
-batched matrix product per channel. Everything is plain differentiable torch, so the double backward
+coefficients with the weights once per call, one species and one output irrep at a time (none of
+these :math:`C \times R \times D\,(2L+1)` tensors, nor their gradients, is ever concatenated or
+stacked: MACE with ``128x0e + 128x1o + 128x2e`` hidden features trains 6 % faster per step than with
+all of them side by side). Nodes are sorted by species and each species is one batched matrix
+product per channel and output irrep. Everything is plain differentiable torch, so the double backward
 needed for force training consists of matrix products too; in eager mode the only data-dependent
 step is the per-species split (under ``torch.compile`` every species is evaluated and each node
 picks its own). Measured against mace-torch's ``SymmetricContraction`` in
@@ -515,15 +518,12 @@ class SymmetricContraction(nn.Module):
                              f"{tuple(species.shape)} {species.dtype}")
         n, c, s, dim = x.shape[0], self.channels, self.num_species, sum(self._in_dims)
         do = self._dim_out
-        # species-combined Horner coefficients, all output irreps side by side: (S, C, R, D * sum(dL))
+        nl = len(self._base_np)
         base = self._base(x.dtype, x.device)
         weights = [w.to(x.dtype) for w in self.weights]
         if self.parametrization == "paths":
-            weights = [torch.einsum("kq,sqc->skc", a, w) for a, w in zip(base[len(self._base_np):], weights)]
-        comb = [torch.einsum("rdak,skc->scrda", b, w) for b, w in zip(base, weights)]
-        comb = torch.cat(comb, -1)
-        r = comb.shape[2]
-        comb = comb.reshape(s, c, r, dim * do)
+            weights = [torch.einsum("kq,sqc->skc", a, w) for a, w in zip(base[nl:], weights)]
+        r = self._base_np[0].shape[0]
         grouped = s > 1 and not torch.compiler.is_compiling()
         if grouped:  # nodes sorted by species: one batched product per species, no wasted columns
             order = torch.argsort(species, stable=True)
@@ -535,23 +535,29 @@ class SymmetricContraction(nn.Module):
         xr = torch.cat(parts, 0).reshape(dim, c * n)
         rows = self._rows(xr).view(r, c, n)
         xc = xr.view(dim, c, n)
-        # B_{c,n} = sum_k A_{c,n,k} * (rows_{c,n} @ comb_{z,c})[k]  (Horner in the last index)
-        if grouped:
-            # split/unbind (not slicing): their backward concatenates instead of zero-filling full tensors
-            ys = []
-            for cnt, rows_s, xc_s, comb_s in zip(counts, rows.split(counts, 2), xc.split(counts, 2), comb.unbind(0)):
-                if cnt == 0:
-                    continue
-                q = torch.bmm(rows_s.permute(1, 2, 0), comb_s).view(c, cnt, dim, do)
-                ys.append((q * xc_s.permute(1, 2, 0).unsqueeze(-1)).sum(2))
-            y = torch.cat(ys, 1) if len(ys) > 1 else ys[0]  # (C, N, do), sorted nodes
-            y = y.index_select(1, torch.argsort(order))
-        else:
-            comb = comb.view(s, c, r, dim, do).permute(1, 2, 3, 0, 4).reshape(c, r, dim * s * do)
-            q = torch.bmm(rows.permute(1, 2, 0), comb).view(c, n, dim, s * do)
-            y = (q * xc.permute(1, 2, 0).unsqueeze(-1)).sum(2).view(c, n, s, do)
-            y = y.gather(2, species.view(1, n, 1, 1).expand(c, n, 1, do)).squeeze(2)  # (C, N, do)
-        outs = [part.permute(1, 0, 2).reshape(n, c * dl) for part, dl in zip(y.split(self._out_dims, -1), self._out_dims)]
+        # B_{c,n} = sum_k A_{c,n,k} * (rows_{c,n} @ comb_{z,c})[k]  (Horner in the last index), one output
+        # irrep and one species at a time: every species' coefficients (C, R, D dL) come from one product
+        # of its weights with the coupling coefficients, and none of these large tensors is ever
+        # concatenated or stacked (nor, in the backward, their gradients)
+        outs = []
+        for bt, w, dl in zip(base[:nl], weights, self._out_dims):
+            bt = bt.view(r * dim * dl, -1)  # (R D dL, K)
+            if grouped:
+                ys = []
+                for sp, (cnt, rows_s, xc_s) in enumerate(zip(counts, rows.split(counts, 2), xc.split(counts, 2))):
+                    if cnt == 0:
+                        continue
+                    comb = torch.mm(w[sp].t(), bt.t()).view(c, r, dim * dl)  # (C, R, D dL)
+                    q = torch.bmm(rows_s.permute(1, 2, 0), comb).view(c, cnt, dim, dl)
+                    ys.append((q * xc_s.permute(1, 2, 0).unsqueeze(-1)).sum(2))
+                y = torch.cat(ys, 1) if len(ys) > 1 else ys[0]  # (C, N, dL), sorted nodes
+                y = y.index_select(1, torch.argsort(order))
+            else:
+                comb = torch.einsum("xk,skc->cxs", bt, w).reshape(c, r, dim, dl, s).permute(0, 1, 2, 4, 3)
+                q = torch.bmm(rows.permute(1, 2, 0), comb.reshape(c, r, dim * s * dl)).view(c, n, dim, s * dl)
+                y = (q * xc.permute(1, 2, 0).unsqueeze(-1)).sum(2).view(c, n, s, dl)
+                y = y.gather(2, species.view(1, n, 1, 1).expand(c, n, 1, dl)).squeeze(2)  # (C, N, dL)
+            outs.append(y.permute(1, 0, 2).reshape(n, c * dl))
         return torch.cat(outs, -1) if len(outs) > 1 else outs[0]
 
     def coupling_tensors(self, index: int) -> list[torch.Tensor]:
