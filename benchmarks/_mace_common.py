@@ -112,12 +112,29 @@ def seed_long_run(source: Path, target: Path, kept: Path | None = None) -> Path:
     return target
 
 
-def keep_checkpoint(run_dir: Path, kept: Path) -> None:
+#: Training checkpoints up to this size are kept with the results (versioned); larger ones stay in
+#: ``runs/`` only (the 128-channel model's is 33 MB), and a fresh clone restarts from the kept
+#: ``model.pt`` with ``--restart-from`` instead of resuming exactly.
+KEEP_CHECKPOINT_MAX_BYTES = 16 << 20
+
+
+def keep_checkpoint(run_dir: Path, kept: Path, max_bytes: int = KEEP_CHECKPOINT_MAX_BYTES) -> bool:
     """Copy a long run's training checkpoint (model, optimiser, EMA, schedule, RNG: about 8 MB for the
-    rMD17 model in float64) next to its results, so that the run can resume exactly from a fresh clone."""
-    if (run_dir / "checkpoint.pt").exists():
-        kept.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(run_dir / "checkpoint.pt", kept / "checkpoint.pt")
+    rMD17 model in float64) next to its results, so that the run can resume exactly from a fresh clone.
+    A checkpoint larger than ``max_bytes`` is not copied (a stale copy is removed); returns whether
+    one was kept."""
+    src, dst = run_dir / "checkpoint.pt", kept / "checkpoint.pt"
+    if not src.exists():
+        return False
+    if src.stat().st_size > max_bytes:
+        dst.unlink(missing_ok=True)
+        print(f"checkpoint ({src.stat().st_size / 2**20:.0f} MB) left in {run_dir} only: above "
+              f"{max_bytes / 2**20:.0f} MB; from a fresh clone, continue with --restart-from {kept / 'model.pt'}",
+              flush=True)
+        return False
+    kept.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
+    return True
 
 
 def run_equiv(cfg: dict, tp: str, out_dir: Path, keep_dir: Path, config: dict = CONFIG) -> dict:

@@ -63,9 +63,14 @@ def test_rmd17_long_run_restart_continues_history_and_checkpoints_are_kept(tmp_p
     assert json.loads((keep / "history_before_restart_1.json").read_text()) == before
 
     torch.save({"step": 5}, run / "checkpoint.pt")
-    mod.common.keep_checkpoint(run, keep)
+    assert mod.common.keep_checkpoint(run, keep)
     fresh = mod.common.seed_long_run(tmp_path / "no-bench-run", tmp_path / "clone" / "run", kept=keep)
     assert torch.load(fresh / "checkpoint.pt", weights_only=True) == {"step": 5}
+    # a checkpoint above the size cap stays in runs/ only, and a stale kept copy is removed
+    size = (run / "checkpoint.pt").stat().st_size
+    assert not mod.common.keep_checkpoint(run, keep, max_bytes=size - 1)
+    assert not (keep / "checkpoint.pt").exists()
+    assert mod.common.keep_checkpoint(run, keep, max_bytes=size)
 
 
 def test_soft_equivariance_merges_runs_by_seed(tmp_path):
