@@ -451,7 +451,6 @@ class SymmetricContraction(nn.Module):
         self._levels, self._sizes, self._poly = levels, sizes, poly
         self._in_dims = [ir.dim for ir in ins]
         self._out_dims = [ir.dim for _, ir in self.irreps_out]
-        self._dim_out = sum(self._out_dims)
         self._k_basis = k_sizes
         if parametrization == "paths":
             maps = [[_path_map(key_in, str(ir), nu) for nu in range(1, correlation + 1)] for _, ir in self.irreps_out]
@@ -517,7 +516,6 @@ class SymmetricContraction(nn.Module):
             raise ValueError(f"species must be an integer tensor of shape ({x.shape[0]},), got "
                              f"{tuple(species.shape)} {species.dtype}")
         n, c, s, dim = x.shape[0], self.channels, self.num_species, sum(self._in_dims)
-        do = self._dim_out
         nl = len(self._base_np)
         base = self._base(x.dtype, x.device)
         weights = [w.to(x.dtype) for w in self.weights]
@@ -528,7 +526,7 @@ class SymmetricContraction(nn.Module):
         if grouped:  # nodes sorted by species: one batched product per species, no wasted columns
             order = torch.argsort(species, stable=True)
             counts = torch.bincount(species, minlength=s).tolist()
-            x = x.index_select(0, order)
+            x, unsort = x.index_select(0, order), torch.argsort(order)
         # mul_ir (N, C*D) -> coordinate-major rows (D, C*N): monomials are contiguous row products
         parts = [xb.reshape(n, c, d).permute(2, 1, 0) for xb, d in zip(x.split([c * d for d in self._in_dims], 1),
                                                                            self._in_dims)]
@@ -551,7 +549,7 @@ class SymmetricContraction(nn.Module):
                     q = torch.bmm(rows_s.permute(1, 2, 0), comb).view(c, cnt, dim, dl)
                     ys.append((q * xc_s.permute(1, 2, 0).unsqueeze(-1)).sum(2))
                 y = torch.cat(ys, 1) if len(ys) > 1 else ys[0]  # (C, N, dL), sorted nodes
-                y = y.index_select(1, torch.argsort(order))
+                y = y.index_select(1, unsort)
             else:
                 comb = torch.einsum("xk,skc->cxs", bt, w).reshape(c, r, dim, dl, s).permute(0, 1, 2, 4, 3)
                 q = torch.bmm(rows.permute(1, 2, 0), comb.reshape(c, r, dim * s * dl)).view(c, n, dim, s * dl)
