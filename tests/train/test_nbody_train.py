@@ -162,3 +162,20 @@ def test_cosine_warmup_schedule_follows_the_reference_formula(tmp_path):
 
     b = build_model("egnn", **SMALL["model_kwargs"]).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in b)
+
+
+def test_tune_malloc_option(tmp_path, monkeypatch):
+    """On a CPU the trainer tunes glibc malloc (``equiv.tune_cpu_allocator``) unless told not to."""
+    import equiv
+
+    calls = []
+    monkeypatch.setattr(equiv, "tune_cpu_allocator", lambda: calls.append(1) or True)
+    train_nbody(SMALL, epochs=1, device="cpu", learning_curve=False, out=str(tmp_path / "a"))
+    assert calls == [1]
+    train_nbody(SMALL, epochs=1, device="cpu", learning_curve=False, tune_malloc=False, out=str(tmp_path / "b"))
+    assert calls == [1]
+    assert main(["train", "nbody", "--model", "egnn", "--epochs", "1", "--num-train", "40", "--num-valid", "20",
+                 "--num-test", "20", "--batch-size", "10", "--model-arg", "hidden=8", "--model-arg", "num_layers=1",
+                 "--no-progress", "--no-learning-curve", "--no-tune-malloc", "--device", "cpu",
+                 "--out", str(tmp_path / "c")]) == 0
+    assert calls == [1]

@@ -262,7 +262,7 @@ DEFAULTS: dict[str, Any] = dict(
     num_train=3000, num_valid=2000, num_test=2000, augment="none", out=None, results=None, resume=False,
     device="auto", seed=0, dtype="float32", threads=None, time_limit=None, patience=None,
     model_kwargs=None, progress=True, equivariance_systems=8, data_seed=43, compile=False, val_every=1,
-    learning_curve=True,
+    learning_curve=True, tune_malloc=True,
 )
 
 
@@ -369,13 +369,19 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
     ``dtype``, ``threads``, ``time_limit`` (seconds of training in this call), ``patience`` (epochs
     without validation improvement before stopping), ``val_every`` (validate every this many epochs),
     ``compile`` (``torch.compile`` the model), ``model_kwargs``, ``progress``, ``learning_curve`` (write
-    ``<out>/learning_curve.png``, default True; needs matplotlib).
+    ``<out>/learning_curve.png``, default True; needs matplotlib), ``tune_malloc`` (on a CPU, make glibc
+    keep freed memory for reuse, `equiv.tune_cpu_allocator`: FA-GNN's training step 10 % faster;
+    default True; process-wide).
     """
     cfg = _resolve({**(config or {}), **kwargs})
     device = _device(cfg["device"])
     if device.type == "cpu":
         # Small dense ops: one thread avoids oversubscription on shared machines; override with threads.
         torch.set_num_threads(int(cfg["threads"] or 1))
+        if cfg["tune_malloc"]:
+            from equiv import tune_cpu_allocator
+
+            tune_cpu_allocator()
     dtype = getattr(torch, cfg["dtype"])
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
@@ -634,6 +640,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--compile", action="store_true", help="torch.compile the model (useful on GPU)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--no-learning-curve", action="store_true", help="do not write <out>/learning_curve.png")
+    r.add_argument("--no-tune-malloc", action="store_true",
+                   help="leave glibc malloc's settings alone (default on a CPU: keep freed memory for reuse)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -644,6 +652,7 @@ def run(args: argparse.Namespace) -> int:
     cfg["model_kwargs"] = dict(args.model_arg) or None
     cfg["progress"] = not args.no_progress
     cfg["learning_curve"] = not args.no_learning_curve
+    cfg["tune_malloc"] = not args.no_tune_malloc
     try:
         train_nbody(cfg)
     except ValueError as exc:
