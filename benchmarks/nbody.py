@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -142,6 +143,36 @@ def write_single(r: dict, path: Path) -> None:
                                                   "Settings: " + json.dumps(r["settings"]), ""]))
 
 
+#: Checkpoints kept with the results (``--keep``) at most this large (FA-GNN's: about 1.5 MB).
+KEEP_MAX_BYTES = 16 << 20
+_KEPT_FILES = ("checkpoint.pt", "best.pt")
+
+
+def keep_run(run_dir: Path, kept: Path, max_bytes: int = KEEP_MAX_BYTES) -> bool:
+    """Copy a run's training checkpoint and best model next to the results (``results/models/<name>``),
+    so that a long CPU run continues exactly from a fresh clone (``--resume`` seeds from them); not
+    when they exceed ``max_bytes``. Returns whether they were kept."""
+    files = [run_dir / f for f in _KEPT_FILES if (run_dir / f).exists()]
+    if not files or sum(f.stat().st_size for f in files) > max_bytes:
+        return False
+    kept.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copy2(f, kept / f.name)
+    return True
+
+
+def seed_run(run_dir: Path, kept: Path) -> bool:
+    """Without a local checkpoint, copy the kept one (see `keep_run`) into the run folder; returns
+    whether it did."""
+    if (run_dir / "checkpoint.pt").exists() or not (kept / "checkpoint.pt").exists():
+        return False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in _KEPT_FILES:
+        if (kept / name).exists():
+            shutil.copy2(kept / name, run_dir / name)
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="egnn", choices=["egnn", "ponita", "fa-gnn", "segnn", "mlp"])
@@ -154,7 +185,10 @@ def main() -> int:
     parser.add_argument("--augment", default="none", choices=["none", "rotation", "o3"])
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--tag", default="", help="suffix of the result name, e.g. _cpu_short")
-    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue runs/bench-<name>/ (or, in a fresh clone, the checkpoint kept by --keep)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the checkpoint with the results (results/models/<name>/) for --resume elsewhere")
     parser.add_argument("--quick", action="store_true", help="60 s of EGNN training (make bench)")
     parser.add_argument("--table", action="store_true", help="only rebuild results/nbody.md and nbody.png")
     parser.add_argument("--backfill-history", action="store_true",
@@ -171,13 +205,18 @@ def main() -> int:
     from equiv.train.nbody import _kv, train_nbody
 
     name = f"nbody_{'quick_' if args.quick else ''}{args.model.replace('-', '_')}{args.tag}"
+    run_dir, kept = ROOT / "runs" / f"bench-{name}", RESULTS / "models" / name
+    if args.resume and seed_run(run_dir, kept):
+        print(f"resuming from the checkpoint kept in {kept}", flush=True)
     cfg = dict(model=args.model, epochs=args.epochs, time_limit=60.0 if args.quick else args.time_limit,
                patience=args.patience, device=args.device, threads=args.threads, seed=args.seed,
-               augment=args.augment, resume=args.resume, out=str(ROOT / "runs" / f"bench-{name}"),
+               augment=args.augment, resume=args.resume, out=str(run_dir),
                results=str(RESULTS / f"{name}.json"),
                model_kwargs=dict(_kv(a) for a in args.model_arg) or None)
     r = train_nbody(cfg)
     write_single(r, RESULTS / f"{name}.json")
+    if args.keep and not keep_run(run_dir, kept):
+        print(f"checkpoint not kept: missing, or above {KEEP_MAX_BYTES >> 20} MB", flush=True)
     print(write_table())
     return 0
 

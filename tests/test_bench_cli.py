@@ -1,3 +1,5 @@
+import pytest
+
 from equiv.bench_cli import available, benchmarks_dir
 from equiv.cli import main
 
@@ -192,3 +194,30 @@ def test_nbody_learning_curves_figure(tmp_path, monkeypatch):
     (tmp_path / "nbody_egnn_cpu.json").write_text(json.dumps(dict(base, model="egnn")))
     (tmp_path / "nbody.png").unlink()
     assert "nbody.png" not in mod.write_table().read_text() and not (tmp_path / "nbody.png").exists()
+
+
+def test_nbody_keep_and_seed_resume_from_a_fresh_clone(tmp_path, monkeypatch):
+    """`benchmarks/nbody.py --keep` copies the run's checkpoint next to the results; `--resume` in a
+    checkout without runs/ continues from it (same epochs and best model as the uninterrupted run)."""
+    import importlib.util
+
+    from equiv.train.nbody import train_nbody
+
+    spec = importlib.util.spec_from_file_location("nbody_bench", benchmarks_dir() / "nbody.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setenv("EQUIV_CACHE", str(tmp_path / "cache"))
+    small = dict(model="egnn", num_train=40, num_valid=20, num_test=20, batch_size=10, lr=1e-3, device="cpu",
+                 model_kwargs=dict(hidden=8, num_layers=1), progress=False, equivariance_systems=2,
+                 learning_curve=False)
+    full = train_nbody(small, epochs=3, out=str(tmp_path / "full"))
+    run, kept, clone = tmp_path / "run", tmp_path / "kept", tmp_path / "clone"
+    train_nbody(small, epochs=2, out=str(run))
+    assert mod.keep_run(run, kept)
+    assert sorted(p.name for p in kept.iterdir()) == ["best.pt", "checkpoint.pt"]
+    assert mod.seed_run(clone, kept) and not mod.seed_run(clone, kept)  # seeds once, never over a local one
+    resumed = train_nbody(small, epochs=3, out=str(clone), resume=True)
+    assert resumed["epochs_run"] == 3
+    assert resumed["test_mse"] == pytest.approx(full["test_mse"], rel=1e-6)
+    assert not mod.keep_run(run, tmp_path / "too-big", max_bytes=10)
+    assert not (tmp_path / "too-big").exists()
