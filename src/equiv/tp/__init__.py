@@ -7,6 +7,8 @@
   recomputing backward (double backward supported), for NequIP/MACE-style convolutions.
 - `GauntTensorProduct`: products of spherical functions (Gaunt coefficients) by sphere grid or 2D
   Fourier transforms.
+- `EdgeFrameTensorProduct`: a channelwise product with edge harmonics ``tp(x, Y(r))`` computed in
+  each edge's frame (the SO(2) route of eSCN), exact, :math:`O(L^3)` instead of :math:`O(L^6)`.
 - `expressivity`: dimension of the reachable space of equivariant bilinear maps.
 
 See docs/tp.md for the algorithms and measured speed against e3nn.
@@ -18,6 +20,7 @@ See docs/tp.md for the algorithms and measured speed against e3nn.
 torch.Size([3, 16])
 """
 
+from ._edge_frame import EdgeFrameTensorProduct, edge_frames, edge_rotation
 from ._expressivity import bilinear_hom_dimension, expressivity
 from ._gaunt import GauntTensorProduct, gaunt_path_coefficient
 from ._instruction import Instruction
@@ -42,6 +45,9 @@ __all__ = [
     "message_passing",
     "MessagePassingTensorProduct",
     "GauntTensorProduct",
+    "EdgeFrameTensorProduct",
+    "edge_frames",
+    "edge_rotation",
     "gaunt_path_coefficient",
     "expressivity",
     "bilinear_hom_dimension",

@@ -1,0 +1,163 @@
+"""EdgeFrameTensorProduct: the SO(2) route equals the direct product with edge harmonics."""
+
+import pytest
+import torch
+
+from equiv.so3 import random_rotation, spherical_harmonics
+from equiv.symmetry import assert_equivariant
+from equiv.tp import (
+    ChannelwiseTensorProduct,
+    EdgeFrameTensorProduct,
+    FullyConnectedTensorProduct,
+    GauntTensorProduct,
+    edge_frames,
+    edge_rotation,
+)
+
+F64 = torch.float64
+
+
+def _vectors(n, gen):
+    r = torch.randn(n, 3, dtype=F64, generator=gen)
+    # poles, the chart boundary (r_y = 0) and axis directions, where angle-based frames break
+    special = torch.tensor([[0, 1, 0], [0, -2, 0], [1, 0, 0], [0, 0, -1], [1e-9, 1, 0], [0.3, 0.0, -0.4]], dtype=F64)
+    return torch.cat([special, r])
+
+
+def test_edge_rotation_is_a_rotation_taking_y_to_r():
+    gen = torch.Generator().manual_seed(0)
+    r = _vectors(200, gen)
+    R = edge_rotation(r)
+    eye = torch.eye(3, dtype=F64)
+    assert (R @ R.transpose(-1, -2) - eye).abs().max() < 1e-14
+    assert (torch.linalg.det(R) - 1).abs().max() < 1e-14
+    assert (R[..., :, 1] - torch.nn.functional.normalize(r, dim=-1)).abs().max() < 1e-15
+
+
+@pytest.mark.parametrize("lmax", [0, 1, 3, 8])
+def test_edge_frames_are_wigner_matrices(lmax):
+    gen = torch.Generator().manual_seed(1)
+    r = _vectors(50, gen)
+    D = edge_frames(r, lmax)
+    R = edge_rotation(r)
+    pts = torch.randn(7, 3, dtype=F64, generator=gen)
+    for l in range(lmax + 1):
+        assert D[l].shape == (len(r), 2 * l + 1, 2 * l + 1)
+        lhs = spherical_harmonics(l, torch.einsum("eij,kj->eki", R, pts))  # Y(R p)
+        rhs = spherical_harmonics(l, pts) @ D[l].transpose(-1, -2)  # D Y(p)
+        assert (lhs - rhs).abs().max() < 1e-12
+        assert (D[l] @ D[l].transpose(-1, -2) - torch.eye(2 * l + 1, dtype=F64)).abs().max() < 1e-12
+
+
+CASES = [
+    # MACE-like interaction: all reachable paths, odd ones included (1o x 1o -> 1e, 0o outputs)
+    ("cg", "4x0e + 4x1o + 4x2e + 4x1e + 4x3o", "0e + 1o + 2e + 3o", "4x0e + 4x1o + 4x2e + 4x1e + 4x0o + 4x3o"),
+    ("cg", "3x0e + 3x1o + 3x2e + 3x3o + 3x4e", "0e + 1o + 2e + 3o + 4e", "3x0e + 3x1o + 3x2e + 3x3o + 3x4e"),
+    ("gaunt", "4x0e + 4x1o + 4x2e + 4x3o", "0e + 1o + 2e + 3o", "4x0e + 4x1o + 4x2e + 4x3o"),
+]
+
+
+def _make(kind, i1, i2, io, shared):
+    if kind == "cg":
+        tp = ChannelwiseTensorProduct(i1, i2, io, shared_weights=shared)
+    else:
+        tp = GauntTensorProduct(i1, i2, io, method="grid", shared_weights=shared,
+                                internal_weights=shared)
+    tp = tp.to(F64)
+    if shared:
+        with torch.no_grad():
+            tp.weight.normal_()
+    return tp
+
+
+@pytest.mark.parametrize("kind,i1,i2,io", CASES)
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("norm", ["component", "integral"])
+def test_equals_the_direct_product(kind, i1, i2, io, shared, norm):
+    gen = torch.Generator().manual_seed(2)
+    tp = _make(kind, i1, i2, io, shared)
+    fast = EdgeFrameTensorProduct(tp, sh_normalization=norm)
+    r = _vectors(40, gen)
+    x = torch.randn(len(r), tp.irreps_in1.dim, dtype=F64, generator=gen)
+    w = None if shared else torch.randn(len(r), tp.weight_numel, dtype=F64, generator=gen)
+    ref = tp(x, spherical_harmonics(tp.irreps_in2, r, normalization=norm), w)
+    out = fast(x, r, w)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max() < 1e-12 * max(ref.abs().max().item(), 1.0)
+    # precomputed frames give the same, and float32 agrees to float32 precision
+    assert torch.equal(fast(x, weight=w, frames=edge_frames(r, fast.lmax)), out)
+    fast32 = EdgeFrameTensorProduct(tp.float(), sh_normalization=norm)
+    out32 = fast32(x.float(), r.float(), None if w is None else w.float())
+    assert (out32.double() - ref).abs().max() < 2e-5 * max(ref.abs().max().item(), 1.0)
+
+
+@pytest.mark.parametrize("kind,i1,i2,io", CASES[:1] + CASES[2:])
+def test_gradients_match_the_direct_product(kind, i1, i2, io):
+    """First and second derivatives w.r.t. features, edge vectors and weights (forces need both),
+    also at the poles and on the chart boundary."""
+    gen = torch.Generator().manual_seed(3)
+    tp = _make(kind, i1, i2, io, shared=False)
+    fast = EdgeFrameTensorProduct(tp)
+    r = _vectors(12, gen).requires_grad_()
+    x = torch.randn(len(r), tp.irreps_in1.dim, dtype=F64, generator=gen, requires_grad=True)
+    w = torch.randn(len(r), tp.weight_numel, dtype=F64, generator=gen, requires_grad=True)
+    probe = torch.randn(len(r), tp.irreps_out.dim, dtype=F64, generator=gen)
+
+    def energy(f):
+        return (f() * probe).sum()
+
+    def grads(f):
+        g = torch.autograd.grad(energy(f), (x, r, w), create_graph=True)
+        # a second derivative: of the squared "force" on the edge vectors
+        gg = torch.autograd.grad((g[1] ** 2).sum(), (x, r, w))
+        return [t.detach() for t in g], gg
+
+    ref = grads(lambda: tp(x, spherical_harmonics(tp.irreps_in2, r, normalization="component"), w))
+    got = grads(lambda: fast(x, r, w))
+    for a, b in zip(list(ref[0]) + list(ref[1]), list(got[0]) + list(got[1])):
+        assert torch.isfinite(b).all()
+        assert (a - b).abs().max() < 1e-10 * max(a.abs().max().item(), 1.0)
+
+
+def test_gradcheck_small():
+    gen = torch.Generator().manual_seed(4)
+    tp = _make("cg", "2x0e + 2x1o + 2x2e", "0e + 1o + 2e", "2x0e + 2x1o + 2x1e + 2x2e", shared=False)
+    fast = EdgeFrameTensorProduct(tp)
+    r = torch.randn(4, 3, dtype=F64, generator=gen, requires_grad=True)
+    x = torch.randn(4, tp.irreps_in1.dim, dtype=F64, generator=gen, requires_grad=True)
+    w = torch.randn(4, tp.weight_numel, dtype=F64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(fast, (x, r, w))
+    assert torch.autograd.gradgradcheck(fast, (x, r, w), fast_mode=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_equivariant(dtype):
+    gen = torch.Generator().manual_seed(5)
+    tp = _make("cg", *CASES[0][1:], shared=True).to(dtype)
+    fast = EdgeFrameTensorProduct(tp)
+    x = tp.irreps_in1.randn(6, -1, dtype=dtype, generator=gen)
+    r = torch.randn(6, 3, dtype=dtype, generator=gen)
+    assert_equivariant(fast, [x, r], [tp.irreps_in1, "cartesian_vectors"], [tp.irreps_out], translations=False)
+    # and the frame itself is not what matters: a rotated input gives the rotated output
+    R = random_rotation(1, dtype=dtype, generator=gen)[0]
+    D = tp.irreps_out.D_from_matrix(R)
+    Din = tp.irreps_in1.D_from_matrix(R)
+    tol = 1e-11 if dtype == torch.float64 else 2e-4
+    assert (fast(x @ Din.T, r @ R.T) - fast(x, r) @ D.T).abs().max() < tol * fast(x, r).abs().max()
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="uvu"):
+        EdgeFrameTensorProduct(FullyConnectedTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o"))
+    with pytest.raises(ValueError, match="spherical harmonics"):
+        EdgeFrameTensorProduct(ChannelwiseTensorProduct("2x0e + 2x1o", "2x0e", "2x0e"))
+    with pytest.raises(ValueError, match="one multiplicity"):
+        EdgeFrameTensorProduct(ChannelwiseTensorProduct("2x0e + 3x1o", "0e + 1o", "2x0e + 3x1o"))
+    with pytest.raises(TypeError):
+        EdgeFrameTensorProduct(torch.nn.Linear(2, 2))
+    fast = EdgeFrameTensorProduct(ChannelwiseTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o"))
+    x = torch.randn(3, 8)
+    with pytest.raises(ValueError, match="zero-length"):
+        fast(x, torch.tensor([[1.0, 0, 0], [0, 0, 0], [0, 1.0, 0]]))
+    with pytest.raises(ValueError, match="vec"):
+        fast(x)
