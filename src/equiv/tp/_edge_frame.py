@@ -210,7 +210,11 @@ class EdgeFrameTensorProduct(torch.nn.Module):
             self._gaunt = False
             paths = [(ins.i_in1, ins.i_in2, ins.i_out, ins.path_weight, ins.has_weight, tp.cg_convention)
                      for ins in tp.instructions]
-            self._weight_offsets = list(tp._weight_offsets)
+            # flat index of every path's channel weights in tp's layout; tp.weight_numel -> an appended 1
+            widx = [off + u if has_w else tp.weight_numel
+                    for off, has_w in zip(tp._weight_offsets, (ins.has_weight for ins in tp.instructions))
+                    for u in range(self.mul)]
+            self.register_buffer("_widx", torch.tensor(widx, dtype=torch.long), persistent=False)
             self.shared_weights = tp.shared_weights
         self.lmax = max(ir.l for _, ir in (*i1, *io, *i2))
         pole = torch.zeros(3, dtype=torch.float64)
@@ -222,7 +226,6 @@ class EdgeFrameTensorProduct(torch.nn.Module):
         self._d1, self._d3 = i1.dim // self.mul, io.dim // self.mul
         # sparse fibre product: entries (i, j, path, value) of out'[j] += w[path] value x'[i]
         rows, cols, pidx, vals = [], [], [], []
-        self._paths = []
         for p, (a, b, k, pw, has_w, conv) in enumerate(paths):
             l1, l2, l3 = i1[a].ir.l, i2[b].ir.l, io[k].ir.l
             cg = so3.clebsch_gordan(l1, l2, l3, dtype=torch.float64, convention=conv)
@@ -233,7 +236,6 @@ class EdgeFrameTensorProduct(torch.nn.Module):
                 cols.append(self._off3[k] + j)
                 pidx.append(p)
                 vals.append(T[i, j].item())
-            self._paths.append((p, has_w))
         self.num_paths = len(paths)
         self.register_buffer("_rows", torch.tensor(rows, dtype=torch.long), persistent=False)
         self.register_buffer("_cols", torch.tensor(cols, dtype=torch.long), persistent=False)
@@ -247,21 +249,18 @@ class EdgeFrameTensorProduct(torch.nn.Module):
                 f"{self.num_paths} paths, {len(self._vals)} frame coefficients)")
 
     def _path_weights(self, weight):
-        """Per-path, per-channel weights ``(..., C, P)`` (ones for unweighted paths)."""
+        """Per-path, per-channel weights: ``(C, P)`` shared, or ``(P, C, E)`` per edge (ones for unweighted paths)."""
         C = self.mul
         if self._gaunt:
             w = self.tp.cg_weights(weight)  # (..., P * C), path-major
-            return w.unflatten(-1, (self.num_paths, C)).transpose(-1, -2)
-        if weight is None:
-            weight = self.tp.weight
-        parts = []
-        for p, has_w in self._paths:
-            if has_w:
-                off = self._weight_offsets[p]
-                parts.append(weight[..., off:off + C])
-            else:
-                parts.append(torch.ones(*weight.shape[:-1], C, dtype=weight.dtype, device=weight.device))
-        return torch.stack(parts, -1)
+        else:
+            if weight is None:
+                weight = self.tp.weight
+            ones = torch.ones(*weight.shape[:-1], 1, dtype=weight.dtype, device=weight.device)
+            w = torch.cat([weight, ones], -1).index_select(-1, self._widx)  # (..., P * C)
+        if w.dim() == 1:
+            return w.unflatten(-1, (self.num_paths, C)).t()
+        return w.t().unflatten(0, (self.num_paths, C))
 
     def forward(self, x: torch.Tensor, vec: torch.Tensor | None = None, weight: torch.Tensor | None = None,
                 frames: list[torch.Tensor] | None = None) -> torch.Tensor:
@@ -285,9 +284,11 @@ class EdgeFrameTensorProduct(torch.nn.Module):
             kc = torch.zeros(C, self._d1 * self._d3, dtype=x.dtype, device=x.device)
             kc = kc.index_add(1, self._flat, w[:, self._pidx] * vals).unflatten(1, (self._d1, self._d3))
             op = torch.bmm(xp.transpose(0, 1), kc).transpose(0, 1)
-        else:  # per-edge weights (E, C, P): sparse product
-            terms = xp.index_select(-1, self._rows) * (w.index_select(-1, self._pidx) * vals)
-            op = torch.zeros(E, C, self._d3, dtype=x.dtype, device=x.device).index_add(-1, self._cols, terms)
+        else:  # per-edge weights (P, C, E): sparse product, frame index leading (contiguous row gathers)
+            xt = xp.permute(2, 1, 0).contiguous()  # (D1, C, E)
+            terms = xt.index_select(0, self._rows) * (w.index_select(0, self._pidx) * vals[:, None, None])
+            op = torch.zeros(self._d3, C, E, dtype=x.dtype, device=x.device).index_add(0, self._cols, terms)
+            op = op.permute(2, 1, 0)
         # back: out_row = out'_row D^T
         outs = [(op[..., self._off3[k]:self._off3[k] + ir.dim] @ frames[ir.l].transpose(-1, -2)).flatten(-2)
                 for k, (_, ir) in enumerate(io)]
