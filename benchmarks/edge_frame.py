@@ -12,6 +12,9 @@ function, in one process on identical inputs, interleaved, after warm-up, constr
 - ``frame+build``: ``EdgeFrameTensorProduct`` from the edge vectors, frames built inside and
   differentiated (gradients w.r.t. features, weights and vectors): the whole cost.
 
+A third table runs the fully connected ``uvw`` product (``FullyConnectedTensorProduct``, shared
+weights: SEGNN's product, eSCN's SO(2) linear layer when done in the frame).
+
 Forward and forward+backward (``fwd+bwd``: forward, then the gradient of a random projection) are
 timed; outputs are compared with e3nn. A second table compares the Gaunt product (shared per-degree
 weights) by its matrix route with the frame route. Results: ``benchmarks/results/edge_frame.{json,md,png}``.
@@ -34,7 +37,13 @@ common.setup()
 import torch  # noqa: E402
 
 from equiv import so3  # noqa: E402
-from equiv.tp import ChannelwiseTensorProduct, EdgeFrameTensorProduct, GauntTensorProduct, edge_frames  # noqa: E402
+from equiv.tp import (  # noqa: E402
+    ChannelwiseTensorProduct,
+    EdgeFrameTensorProduct,
+    FullyConnectedTensorProduct,
+    GauntTensorProduct,
+    edge_frames,
+)
 
 
 def _irreps(mul: int, L: int) -> str:
@@ -55,9 +64,12 @@ def _fwd_bwd(fn, inputs):
     return fwd, fwd_bwd
 
 
-def bench_cg(o3, C, B, L, shared, repeat, e3nn_max_L):
+def bench_cg(o3, C, B, L, shared, repeat, e3nn_max_L, mode="uvu"):
     i1, i2 = _irreps(C, L), _irreps(1, L)
-    tp = ChannelwiseTensorProduct(i1, i2, i1, shared_weights=shared)
+    if mode == "uvw":
+        tp = FullyConnectedTensorProduct(i1, i2, i1)
+    else:
+        tp = ChannelwiseTensorProduct(i1, i2, i1, shared_weights=shared)
     fast = EdgeFrameTensorProduct(tp)
     gen = torch.Generator().manual_seed(L)
     x = torch.randn(B, tp.irreps_in1.dim, generator=gen, requires_grad=True)
@@ -70,7 +82,7 @@ def bench_cg(o3, C, B, L, shared, repeat, e3nn_max_L):
     else:
         w = torch.randn(B, tp.weight_numel, generator=gen, requires_grad=True)
         wt = w
-    row = {"C": C, "B": B, "L": L, "weights": "shared" if shared else "per-edge", "paths": len(tp.instructions),
+    row = {"C": C, "B": B, "L": L, "mode": mode, "weights": "shared" if shared else "per-edge", "paths": len(tp.instructions),
            "frame_coefficients": len(fast._vals)}
     fns = {}
     for name, fn, inputs in [
@@ -84,8 +96,12 @@ def bench_cg(o3, C, B, L, shared, repeat, e3nn_max_L):
         row["max_abs_diff_frame_vs_direct"] = (fast(x, r, None if shared else w) - ref_direct).abs().max().item()
     if L <= e3nn_max_L:
         ins = [tuple(i[:5]) for i in tp.instructions]
-        ref = o3.TensorProduct(i1, i2, i1, ins, shared_weights=False, internal_weights=False)
-        wb = wt.expand(B, -1) if shared else wt
+        if mode == "uvw":
+            ref = o3.TensorProduct(i1, i2, i1, ins, shared_weights=True, internal_weights=False)
+            wb = wt
+        else:
+            ref = o3.TensorProduct(i1, i2, i1, ins, shared_weights=False, internal_weights=False)
+            wb = wt.expand(B, -1) if shared else wt
         with torch.no_grad():
             row["max_abs_diff_frame_vs_e3nn"] = (fast(x, r, None if shared else w) - ref(x, y, wb)).abs().max().item()
         fns["e3nn_fwd"], fns["e3nn_fwd+bwd"] = _fwd_bwd(lambda: ref(x, y, wb), (x, y) if shared else (x, y, w))
@@ -135,11 +151,13 @@ def markdown(res: dict) -> str:
              "layers on the same edges, gradients w.r.t. features and weights); `frame+build` = from the edge "
              "vectors, frames built and differentiated inside (the whole cost, gradients also w.r.t. the vectors). "
              "e3nn and `direct` are given the harmonics.", ""]
-    for weights in ("per-edge", "shared"):
-        rows = [r for r in res["cg"] if r["weights"] == weights]
+    for mode, weights in (("uvu", "per-edge"), ("uvu", "shared"), ("uvw", "shared")):
+        rows = [r for r in res["cg"] if r["weights"] == weights and r.get("mode", "uvu") == mode]
         if not rows:
             continue
-        lines += [f"## CG, {weights} weights", "",
+        title = (f"CG channelwise `uvu`, {weights} weights" if mode == "uvu" else
+                 "CG fully connected `uvw` (e3nn `FullyConnectedTensorProduct`, SEGNN/eSCN-style), shared weights")
+        lines += [f"## {title}", "",
                   "| C | batch | L | paths | e3nn fwd | direct fwd | frame fwd | frame+build fwd | e3nn fwd+bwd | direct fwd+bwd | "
                   "frame fwd+bwd | frame+build fwd+bwd | frame+build / direct (fwd+bwd) | e3nn / frame+build (fwd+bwd) | "
                   "max abs diff (vs direct, vs e3nn) |",
@@ -174,7 +192,7 @@ def figure(res: dict):
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, weights in zip(axes, ("per-edge", "shared")):
-        rows = [r for r in res["cg"] if r["weights"] == weights]
+        rows = [r for r in res["cg"] if r["weights"] == weights and r.get("mode", "uvu") == "uvu"]
         Ls = [r["L"] for r in rows]
         for name, style in [("e3nn", "k-o"), ("direct", "b-s"), ("frame", "g--^"), ("frame+build", "g-^")]:
             ax.plot(Ls, [_ms(r, f"{name}_fwd+bwd") for r in rows], style, label=name)
@@ -195,6 +213,8 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--lmax", type=int, default=8)
     p.add_argument("--e3nn-max-l", type=int, default=8)
+    p.add_argument("--uvw-max-l", type=int, default=6, help="largest L of the fully connected (uvw) table")
+    p.add_argument("--uvw-e3nn-max-l", type=int, default=5)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from e3nn import o3
@@ -211,6 +231,11 @@ def main() -> int:
             res["cg"].append(row)
             print(f"cg {row['weights']} L={L}: fwd+bwd e3nn {_ms(row, 'e3nn_fwd+bwd'):.1f} direct {_ms(row, 'direct_fwd+bwd'):.2f} "
                   f"frame {_ms(row, 'frame_fwd+bwd'):.2f} frame+build {_ms(row, 'frame+build_fwd+bwd'):.2f} ms", flush=True)
+    for L in range(1, min(Lmax, args.uvw_max_l) + 1):
+        row = bench_cg(o3, args.channels, args.batch, L, True, repeat, args.uvw_e3nn_max_l, mode="uvw")
+        res["cg"].append(row)
+        print(f"uvw L={L}: fwd+bwd e3nn {_ms(row, 'e3nn_fwd+bwd'):.1f} direct {_ms(row, 'direct_fwd+bwd'):.2f} "
+              f"frame {_ms(row, 'frame_fwd+bwd'):.2f} frame+build {_ms(row, 'frame+build_fwd+bwd'):.2f} ms", flush=True)
     for L in range(2, Lmax + 1, 2):
         row = bench_gaunt(args.channels, args.batch, L, repeat)
         res["gaunt"].append(row)

@@ -10,9 +10,12 @@ from equiv.tp import (
     EdgeFrameTensorProduct,
     FullyConnectedTensorProduct,
     GauntTensorProduct,
+    TensorProduct,
     edge_frames,
     edge_rotation,
+    wigner_from_rotation,
 )
+from equiv.so3 import wigner_D_from_matrix
 
 F64 = torch.float64
 
@@ -47,6 +50,36 @@ def test_edge_frames_are_wigner_matrices(lmax):
         rhs = spherical_harmonics(l, pts) @ D[l].transpose(-1, -2)  # D Y(p)
         assert (lhs - rhs).abs().max() < 1e-12
         assert (D[l] @ D[l].transpose(-1, -2) - torch.eye(2 * l + 1, dtype=F64)).abs().max() < 1e-12
+
+
+def test_wigner_from_rotation_matches_euler_angle_wigner_d():
+    gen = torch.Generator().manual_seed(7)
+    R = random_rotation(20, dtype=F64, generator=gen)
+    D = wigner_from_rotation(R, 12)
+    for l in range(13):
+        assert (D[l] - wigner_D_from_matrix(l, R)).abs().max() < 1e-12
+    D32 = wigner_from_rotation(R.float(), 12)
+    assert max((a.double() - b).abs().max().item() for a, b in zip(D32, D)) < 1e-5
+
+
+def test_fully_connected_uvw_equals_the_direct_product():
+    """The SO(2) route with channel mixing (eSCN's SO(2) linear layer), shared weights."""
+    gen = torch.Generator().manual_seed(8)
+    tp = FullyConnectedTensorProduct("3x0e + 3x1o + 3x2e + 3x3o", "0e + 1o + 2e", "5x0e + 5x1o + 5x1e + 5x2e + 5x3o").to(F64)
+    with torch.no_grad():
+        tp.weight.normal_(generator=gen)
+    fast = EdgeFrameTensorProduct(tp)
+    assert fast.mode == "uvw"
+    r = _vectors(30, gen).requires_grad_()
+    x = torch.randn(len(r), tp.irreps_in1.dim, dtype=F64, generator=gen, requires_grad=True)
+    ref = tp(x, spherical_harmonics(tp.irreps_in2, r, normalization="component"))
+    out = fast(x, r)
+    assert (out - ref).abs().max() < 1e-12 * ref.abs().max()
+    probe = torch.randn_like(ref)
+    g_ref = torch.autograd.grad((ref * probe).sum(), (x, r, tp.weight))
+    g_out = torch.autograd.grad((out * probe).sum(), (x, r, tp.weight))
+    for a, b in zip(g_ref, g_out):
+        assert (a - b).abs().max() < 1e-10 * a.abs().max()
 
 
 CASES = [
@@ -147,8 +180,11 @@ def test_equivariant(dtype):
 
 
 def test_clear_errors():
-    with pytest.raises(ValueError, match="uvu"):
-        EdgeFrameTensorProduct(FullyConnectedTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o"))
+    with pytest.raises(ValueError, match="per-edge 'uvw'"):
+        EdgeFrameTensorProduct(FullyConnectedTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o", shared_weights=False))
+    with pytest.raises(ValueError, match="all 'uvu' or all 'uvw'"):
+        EdgeFrameTensorProduct(TensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o",
+                                             [(0, 0, 0, "uvu", True), (1, 1, 0, "uvw", True)]))
     with pytest.raises(ValueError, match="spherical harmonics"):
         EdgeFrameTensorProduct(ChannelwiseTensorProduct("2x0e + 2x1o", "2x0e", "2x0e"))
     with pytest.raises(ValueError, match="one multiplicity"):

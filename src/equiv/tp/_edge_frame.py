@@ -17,10 +17,9 @@ SO(2) (Passaro & Zitnick, "Reducing SO(3) convolutions to SO(2) for efficient eq
 ICML 2023, arXiv:2302.03655; used by eSCN and EquiformerV2).
 
 The result is exactly the product of the wrapped module with ``y = spherical_harmonics(irreps_in2,
-r)``, not an approximation. The per-edge Wigner matrices :math:`D^l(R)` come from harmonics at a fixed
-set of points rotated by :math:`R` (:math:`Y^l(R p_k) = D^l(R) Y^l(p_k)`, solved by a precomputed
-pseudo-inverse), with :math:`R` a Rodrigues rotation from :math:`\pm\hat y` to :math:`\hat r`
-(two charts, so that :math:`R` is a polynomial-over-smooth function of :math:`r` everywhere). Hence
+r)``, not an approximation. The per-edge Wigner matrices :math:`D^l(R)` come from a Clebsch–Gordan
+recursion in the entries of :math:`R` (`wigner_from_rotation`), with :math:`R` a Rodrigues rotation from :math:`\pm\hat y` to :math:`\hat r`
+(two charts, so that :math:`R` is a smooth rational function of :math:`r` wherever it is used). Hence
 gradients and second derivatives with respect to the edge vectors exist everywhere (no Euler-angle
 singularity), as forces need.
 """
@@ -34,7 +33,7 @@ import torch
 
 from equiv import so3
 
-__all__ = ["EdgeFrameTensorProduct", "edge_frames", "edge_rotation"]
+__all__ = ["EdgeFrameTensorProduct", "edge_frames", "edge_rotation", "wigner_from_rotation"]
 
 
 def edge_rotation(vec: torch.Tensor) -> torch.Tensor:
@@ -78,25 +77,65 @@ def edge_rotation(vec: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=None)
-def _frame_points(lmax: int):
-    """Fibonacci points (3 lmax + 1 of them) and, per degree, the pseudo-inverse of their harmonics."""
-    k = max(3 * lmax + 1, 2)
-    i = torch.arange(k, dtype=torch.float64) + 0.5
-    phi = math.pi * (1 + math.sqrt(5.0)) * i
-    z = 1 - 2 * i / k
-    rho = (1 - z * z).sqrt()
-    points = torch.stack([rho * torch.cos(phi), rho * torch.sin(phi), z], -1)
-    Y = so3.spherical_harmonics(list(range(lmax + 1)), points)
-    pinv = [torch.linalg.pinv(Y[:, l * l:(l + 1) ** 2]) for l in range(lmax + 1)]  # (2l+1, k)
-    return points, pinv
+def _recursion_tables(lmax: int):
+    r"""Per degree :math:`l \ge 2`, the isometry :math:`P_l = \sqrt{2l+1}\, C^{1, l-1, l}` in two layouts."""
+    tables = []
+    for l in range(2, lmax + 1):
+        n, m = 2 * l - 1, 2 * l + 1
+        C = so3.clebsch_gordan(1, l - 1, l, dtype=torch.float64) * math.sqrt(m)  # (3, n, m), P P^T = 1
+        tables.append((C.permute(1, 0, 2).reshape(n, 3 * m), C.reshape(3 * n, m).t().contiguous()))
+    return tables
+
+
+def wigner_from_rotation(R: torch.Tensor, lmax: int) -> list[torch.Tensor]:
+    r"""Wigner matrices :math:`D^l(R)`, :math:`l = 0..L`, as polynomials in the entries of ``R``.
+
+    :math:`D^1 = R` (the degree-1 basis is :math:`x, y, z`) and, with the Clebsch–Gordan isometry
+    :math:`P_l = \sqrt{2l+1}\, C^{1,l-1,l}` (:math:`P_l P_l^\top = 1`, :math:`P_l (D^1 \otimes D^{l-1}) = D^l P_l`),
+
+    .. math::
+
+        D^l = P_l\, (D^1 \otimes D^{l-1})\, P_l^\top ,
+
+    evaluated as two matrix products and one small batched product per degree. Smooth in ``R`` (no
+    Euler angles), so first and second derivatives exist everywhere.
+
+    Parameters
+    ----------
+    R : torch.Tensor
+        Proper rotations, shape ``(E, 3, 3)``.
+    lmax : int
+
+    Returns
+    -------
+    list of torch.Tensor
+        ``D[l]`` of shape ``(E, 2l+1, 2l+1)``.
+
+    Examples
+    --------
+    >>> from equiv.so3 import random_rotation, wigner_D_from_matrix
+    >>> R = random_rotation(4, dtype=torch.float64)
+    >>> D = wigner_from_rotation(R, 5)
+    >>> bool(torch.allclose(D[5], wigner_D_from_matrix(5, R), atol=1e-12))
+    True
+    """
+    E = R.shape[0]
+    out = [torch.ones(E, 1, 1, dtype=R.dtype, device=R.device), R][: lmax + 1]
+    for l, (P1, P2t) in enumerate(_recursion_tables(lmax), start=2):
+        n, m = 2 * l - 1, 2 * l + 1
+        P1, P2t = P1.to(dtype=R.dtype, device=R.device), P2t.to(dtype=R.dtype, device=R.device)
+        S = (out[-1].reshape(E * n, n) @ P1).view(E, n, 3, m)  # S[e,b,c,j] = sum_d D^{l-1}[e,b,d] P[c,d,j]
+        T = torch.bmm(R, S.transpose(1, 2).reshape(E, 3, n * m))  # T[e,a,(b,j)] = sum_c R[e,a,c] S[e,b,c,j]
+        out.append(torch.matmul(P2t, T.view(E, 3 * n, m)))  # D[e,i,j] = sum_ab P[a,b,i] T[e,a,b,j]
+    return out
 
 
 def edge_frames(vec: torch.Tensor, lmax: int) -> list[torch.Tensor]:
     r"""Wigner matrices :math:`D^l(R)` of the edge rotations (`edge_rotation`), :math:`l = 0..L`.
 
     Compute them once per graph and pass them to every `EdgeFrameTensorProduct` that uses the same
-    edges (``frames=``). They satisfy ``spherical_harmonics(l, r) == D[l][..., :, l]`` times
-    :math:`Y^l_0(\hat y)`, and :math:`Y^l(R x) = D^l Y^l(x)`.
+    edges (``frames=``). Since :math:`R\hat y = \hat r`, :math:`Y^l(\hat r) = D^l\, Y^l(\hat y)`.
+    Built by `wigner_from_rotation` (a Clebsch–Gordan recursion, smooth in ``vec``).
 
     Parameters
     ----------
@@ -119,24 +158,17 @@ def edge_frames(vec: torch.Tensor, lmax: int) -> list[torch.Tensor]:
     >>> bool(torch.allclose(D[2] @ pole, spherical_harmonics(2, r)))
     True
     """
-    if vec.shape[-1:] != (3,):
+    if vec.dim() != 2 or vec.shape[-1] != 3:
         raise ValueError(f"edge_frames: vec must have shape (E, 3), got {tuple(vec.shape)}")
-    R = edge_rotation(vec)
-    points, pinv = _frame_points(lmax)
-    points = points.to(dtype=vec.dtype, device=vec.device)
-    Y = so3.spherical_harmonics(list(range(lmax + 1)), torch.einsum("...ij,kj->...ki", R, points))  # Y(R p_k)
-    # rows: Y^l(R p_k) = Y^l(p_k) D^T  =>  D^T = pinv(Y^l(P)) Y^l(RP)
-    return [
-        (pinv[l].to(dtype=vec.dtype, device=vec.device) @ Y[..., l * l:(l + 1) ** 2]).transpose(-1, -2)
-        for l in range(lmax + 1)
-    ]
+    return wigner_from_rotation(edge_rotation(vec), lmax)
 
 
 class EdgeFrameTensorProduct(torch.nn.Module):
     r"""A channelwise product with edge harmonics, ``tp(x, Y(r))``, computed in each edge's frame.
 
-    Wraps a channelwise (``uvu``) `TensorProduct` / `ChannelwiseTensorProduct` or a
-    `GauntTensorProduct` whose second input is the spherical harmonics of the edge vector, and returns
+    Wraps a channelwise (``uvu``) `TensorProduct` / `ChannelwiseTensorProduct`, a fully connected
+    (``uvw``, shared weights) `TensorProduct` / `FullyConnectedTensorProduct`, or a
+    `GauntTensorProduct`, whose second input is the spherical harmonics of the edge vector, and returns
 
     .. math::
 
@@ -144,8 +176,9 @@ class EdgeFrameTensorProduct(torch.nn.Module):
         Y = \texttt{spherical\_harmonics(tp.irreps\_in2, r, normalization=sh\_normalization)},
 
     by the SO(2) route (see the module docstring): rotate each edge's features into the frame where
-    :math:`\hat r` is the pole, apply one fixed per-channel matrix (or, with per-edge weights, a sparse
-    product with :math:`O(L^3)` terms), rotate back. Same weights (the wrapped module's parameters),
+    :math:`\hat r` is the pole, apply one fixed per-channel matrix (``uvu``; with per-edge weights a
+    sparse product instead), or one fixed channel-mixing matrix (``uvw``: eSCN's "SO(2) linear"
+    layer), rotate back. Same weights (the wrapped module's parameters),
     same output, any path including the "odd" ones (:math:`1 \otimes 1 \to 1`). The cost grows as
     :math:`L^3` instead of :math:`L^6`, so the gain over the direct product grows with :math:`L`; on a
     CPU the rotations are memory-bound, so at small :math:`L` the direct product is faster
@@ -154,8 +187,9 @@ class EdgeFrameTensorProduct(torch.nn.Module):
     Parameters
     ----------
     tp : TensorProduct or GauntTensorProduct
-        Every instruction ``uvu``; ``irreps_in2`` harmonics of multiplicity 1, parity :math:`(-1)^l`;
-        ``irreps_in1`` and ``irreps_out`` of one multiplicity :math:`C`.
+        Every instruction ``uvu`` (``irreps_in1`` and ``irreps_out`` of one multiplicity :math:`C`) or
+        every one ``uvw`` with shared weights (one multiplicity each); ``irreps_in2`` harmonics of
+        multiplicity 1, parity :math:`(-1)^l`.
     sh_normalization : {"component", "integral", "norm"}
         Normalisation of the harmonics the wrapped product is fed with.
 
@@ -193,37 +227,44 @@ class EdgeFrameTensorProduct(torch.nn.Module):
                 raise ValueError(
                     f"{name}: tp.irreps_in2 must be spherical harmonics (1x0e + 1x1o + 1x2e ...), got {i2}"
                 )
-        muls = {mul for mul, _ in i1} | {mul for mul, _ in io}
-        if len(muls) != 1:
-            raise ValueError(f"{name}: irreps_in1 and irreps_out must share one multiplicity, got {i1} -> {io}")
-        self.mul = muls.pop()
         if isinstance(tp, GauntTensorProduct):
             if tp.mode != "uvu":
                 raise ValueError(f"{name}: GauntTensorProduct must be uvu (one-channel irreps_in2)")
-            self._gaunt = True
+            self.mode = "uvu"
             paths = [(a, b, k, 1.0, True, "e3nn-0.4") for a, b, k in tp.paths()]
-            self.shared_weights = tp.shared_weights
         else:
-            bad = [ins for ins in tp.instructions if ins.connection_mode != "uvu"]
-            if bad:
-                raise ValueError(f"{name}: every instruction must be 'uvu', got {bad[0].connection_mode!r}")
-            self._gaunt = False
+            modes = {ins.connection_mode for ins in tp.instructions}
+            if not modes <= {"uvu"} and modes != {"uvw"}:
+                raise ValueError(f"{name}: instructions must be all 'uvu' or all 'uvw', got {sorted(modes)}")
+            self.mode = modes.pop() if modes else "uvu"
+            if self.mode == "uvw" and (not tp.shared_weights or not all(i.has_weight for i in tp.instructions)):
+                raise ValueError(f"{name}: 'uvw' products need shared weights on every path (per-edge 'uvw' "
+                                 "weights are not supported)")
             paths = [(ins.i_in1, ins.i_in2, ins.i_out, ins.path_weight, ins.has_weight, tp.cg_convention)
                      for ins in tp.instructions]
-            # flat index of every path's channel weights in tp's layout; tp.weight_numel -> an appended 1
-            widx = [off + u if has_w else tp.weight_numel
-                    for off, has_w in zip(tp._weight_offsets, (ins.has_weight for ins in tp.instructions))
-                    for u in range(self.mul)]
+        mul_in, mul_out = {mul for mul, _ in i1}, {mul for mul, _ in io}
+        if len(mul_in) != 1 or len(mul_out) != 1 or (self.mode == "uvu" and mul_in != mul_out):
+            what = "share one multiplicity" if self.mode == "uvu" else "each have one multiplicity"
+            raise ValueError(f"{name}: irreps_in1 and irreps_out must {what}, got {i1} -> {io}")
+        self.mul_in, self.mul_out = mul_in.pop(), mul_out.pop()
+        self.mul = self.mul_in
+        self._gaunt = isinstance(tp, GauntTensorProduct)
+        self.shared_weights = tp.shared_weights
+        if not self._gaunt:
+            # flat index of every path's weights in tp's layout (uvu: C per path; uvw: C_in x C_out);
+            # tp.weight_numel points at an appended 1 (unweighted uvu paths)
+            per_path = self.mul_in * (self.mul_out if self.mode == "uvw" else 1)
+            widx = [off + u if ins.has_weight else tp.weight_numel
+                    for off, ins in zip(tp._weight_offsets, tp.instructions) for u in range(per_path)]
             self.register_buffer("_widx", torch.tensor(widx, dtype=torch.long), persistent=False)
-            self.shared_weights = tp.shared_weights
         self.lmax = max(ir.l for _, ir in (*i1, *io, *i2))
         pole = torch.zeros(3, dtype=torch.float64)
         pole[1] = 1.0
         y0 = so3.spherical_harmonics(i2, pole, normalization=sh_normalization)
         s1, s2, so = i1.slices(), i2.slices(), io.slices()
-        self._off1 = [sl.start // self.mul for sl in s1]  # block offsets in the channel-major (C, D) layout
-        self._off3 = [sl.start // self.mul for sl in so]
-        self._d1, self._d3 = i1.dim // self.mul, io.dim // self.mul
+        self._off1 = [sl.start // self.mul_in for sl in s1]  # block offsets in the channel-major (C, D) layout
+        self._off3 = [sl.start // self.mul_out for sl in so]
+        self._d1, self._d3 = i1.dim // self.mul_in, io.dim // self.mul_out
         # sparse fibre product: entries (i, j, path, value) of out'[j] += w[path] value x'[i]
         rows, cols, pidx, vals = [], [], [], []
         for p, (a, b, k, pw, has_w, conv) in enumerate(paths):
@@ -249,15 +290,18 @@ class EdgeFrameTensorProduct(torch.nn.Module):
                 f"{self.num_paths} paths, {len(self._vals)} frame coefficients)")
 
     def _path_weights(self, weight):
-        """Per-path, per-channel weights: ``(C, P)`` shared, or ``(P, C, E)`` per edge (ones for unweighted paths)."""
-        C = self.mul
+        """Per-path weights: uvu ``(C, P)`` shared or ``(P, C, E)`` per edge; uvw ``(P, C_in, C_out)``
+        (ones for unweighted paths)."""
+        C = self.mul_in
         if self._gaunt:
             w = self.tp.cg_weights(weight)  # (..., P * C), path-major
         else:
             if weight is None:
                 weight = self.tp.weight
             ones = torch.ones(*weight.shape[:-1], 1, dtype=weight.dtype, device=weight.device)
-            w = torch.cat([weight, ones], -1).index_select(-1, self._widx)  # (..., P * C)
+            w = torch.cat([weight, ones], -1).index_select(-1, self._widx)
+        if self.mode == "uvw":
+            return w.view(self.num_paths, C, self.mul_out)
         if w.dim() == 1:
             return w.unflatten(-1, (self.num_paths, C)).t()
         return w.t().unflatten(0, (self.num_paths, C))
@@ -265,7 +309,7 @@ class EdgeFrameTensorProduct(torch.nn.Module):
     def forward(self, x: torch.Tensor, vec: torch.Tensor | None = None, weight: torch.Tensor | None = None,
                 frames: list[torch.Tensor] | None = None) -> torch.Tensor:
         """``tp(x, Y(vec), weight)``; see the class docstring."""
-        i1, io, C = self.tp.irreps_in1, self.tp.irreps_out, self.mul
+        i1, io, C = self.tp.irreps_in1, self.tp.irreps_out, self.mul_in
         if frames is None:
             if vec is None:
                 raise ValueError("EdgeFrameTensorProduct: pass the edge vectors (vec) or their frames")
@@ -280,7 +324,12 @@ class EdgeFrameTensorProduct(torch.nn.Module):
         xp = torch.cat([x[:, s1[a]].unflatten(-1, (C, ir.dim)) @ frames[ir.l] for a, (_, ir) in enumerate(i1)], -1)
         w = self._path_weights(weight)
         vals = self._vals.to(x.dtype)
-        if w.dim() == 2:  # shared: one (D1, D3) matrix per channel
+        if self.mode == "uvw":  # shared, channel mixing: one (C_in D1, C_out D3) matrix
+            k = torch.zeros(self._d1 * self._d3, C, self.mul_out, dtype=x.dtype, device=x.device)
+            k = k.index_add(0, self._flat, w[self._pidx] * vals[:, None, None])
+            k = k.view(self._d1, self._d3, C, self.mul_out).permute(2, 0, 3, 1).reshape(C * self._d1, -1)
+            op = (xp.reshape(E, C * self._d1) @ k).view(E, self.mul_out, self._d3)
+        elif w.dim() == 2:  # shared: one (D1, D3) matrix per channel
             kc = torch.zeros(C, self._d1 * self._d3, dtype=x.dtype, device=x.device)
             kc = kc.index_add(1, self._flat, w[:, self._pidx] * vals).unflatten(1, (self._d1, self._d3))
             op = torch.bmm(xp.transpose(0, 1), kc).transpose(0, 1)
