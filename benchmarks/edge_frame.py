@@ -70,7 +70,7 @@ def bench_cg(o3, C, B, L, shared, repeat, e3nn_max_L, mode="uvu"):
         tp = FullyConnectedTensorProduct(i1, i2, i1)
     else:
         tp = ChannelwiseTensorProduct(i1, i2, i1, shared_weights=shared)
-    fast = EdgeFrameTensorProduct(tp)
+    fast = EdgeFrameTensorProduct(tp, method="frame")
     gen = torch.Generator().manual_seed(L)
     x = torch.randn(B, tp.irreps_in1.dim, generator=gen, requires_grad=True)
     r = torch.randn(B, 3, generator=gen, requires_grad=True)
@@ -116,7 +116,7 @@ def bench_gaunt(C, B, L, repeat):
     tp = GauntTensorProduct(i1, i2, i1, method="matrix")
     with torch.no_grad():
         tp.weight.normal_()
-    fast = EdgeFrameTensorProduct(tp, sh_normalization="integral")
+    fast = EdgeFrameTensorProduct(tp, sh_normalization="integral", method="frame")
     gen = torch.Generator().manual_seed(100 + L)
     x = torch.randn(B, tp.irreps_in1.dim, generator=gen, requires_grad=True)
     r = torch.randn(B, 3, generator=gen, requires_grad=True)

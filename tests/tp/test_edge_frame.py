@@ -68,7 +68,7 @@ def test_fully_connected_uvw_equals_the_direct_product():
     tp = FullyConnectedTensorProduct("3x0e + 3x1o + 3x2e + 3x3o", "0e + 1o + 2e", "5x0e + 5x1o + 5x1e + 5x2e + 5x3o").to(F64)
     with torch.no_grad():
         tp.weight.normal_(generator=gen)
-    fast = EdgeFrameTensorProduct(tp)
+    fast = EdgeFrameTensorProduct(tp, method="frame")
     assert fast.mode == "uvw"
     r = _vectors(30, gen).requires_grad_()
     x = torch.randn(len(r), tp.irreps_in1.dim, dtype=F64, generator=gen, requires_grad=True)
@@ -109,7 +109,7 @@ def _make(kind, i1, i2, io, shared):
 def test_equals_the_direct_product(kind, i1, i2, io, shared, norm):
     gen = torch.Generator().manual_seed(2)
     tp = _make(kind, i1, i2, io, shared)
-    fast = EdgeFrameTensorProduct(tp, sh_normalization=norm)
+    fast = EdgeFrameTensorProduct(tp, sh_normalization=norm, method="frame")
     r = _vectors(40, gen)
     x = torch.randn(len(r), tp.irreps_in1.dim, dtype=F64, generator=gen)
     w = None if shared else torch.randn(len(r), tp.weight_numel, dtype=F64, generator=gen)
@@ -119,7 +119,7 @@ def test_equals_the_direct_product(kind, i1, i2, io, shared, norm):
     assert (out - ref).abs().max() < 1e-12 * max(ref.abs().max().item(), 1.0)
     # precomputed frames give the same, and float32 agrees to float32 precision
     assert torch.equal(fast(x, weight=w, frames=edge_frames(r, fast.lmax)), out)
-    fast32 = EdgeFrameTensorProduct(tp.float(), sh_normalization=norm)
+    fast32 = EdgeFrameTensorProduct(tp.float(), sh_normalization=norm, method="frame")
     out32 = fast32(x.float(), r.float(), None if w is None else w.float())
     assert (out32.double() - ref).abs().max() < 2e-5 * max(ref.abs().max().item(), 1.0)
 
@@ -130,7 +130,7 @@ def test_gradients_match_the_direct_product(kind, i1, i2, io):
     also at the poles and on the chart boundary."""
     gen = torch.Generator().manual_seed(3)
     tp = _make(kind, i1, i2, io, shared=False)
-    fast = EdgeFrameTensorProduct(tp)
+    fast = EdgeFrameTensorProduct(tp, method="frame")
     r = _vectors(12, gen).requires_grad_()
     x = torch.randn(len(r), tp.irreps_in1.dim, dtype=F64, generator=gen, requires_grad=True)
     w = torch.randn(len(r), tp.weight_numel, dtype=F64, generator=gen, requires_grad=True)
@@ -155,7 +155,7 @@ def test_gradients_match_the_direct_product(kind, i1, i2, io):
 def test_gradcheck_small():
     gen = torch.Generator().manual_seed(4)
     tp = _make("cg", "2x0e + 2x1o + 2x2e", "0e + 1o + 2e", "2x0e + 2x1o + 2x1e + 2x2e", shared=False)
-    fast = EdgeFrameTensorProduct(tp)
+    fast = EdgeFrameTensorProduct(tp, method="frame")
     r = torch.randn(4, 3, dtype=F64, generator=gen, requires_grad=True)
     x = torch.randn(4, tp.irreps_in1.dim, dtype=F64, generator=gen, requires_grad=True)
     w = torch.randn(4, tp.weight_numel, dtype=F64, generator=gen, requires_grad=True)
@@ -167,7 +167,7 @@ def test_gradcheck_small():
 def test_equivariant(dtype):
     gen = torch.Generator().manual_seed(5)
     tp = _make("cg", *CASES[0][1:], shared=True).to(dtype)
-    fast = EdgeFrameTensorProduct(tp)
+    fast = EdgeFrameTensorProduct(tp, method="frame")
     x = tp.irreps_in1.randn(6, -1, dtype=dtype, generator=gen)
     r = torch.randn(6, 3, dtype=dtype, generator=gen)
     assert_equivariant(fast, [x, r], [tp.irreps_in1, "cartesian_vectors"], [tp.irreps_out], translations=False)
@@ -177,6 +177,30 @@ def test_equivariant(dtype):
     Din = tp.irreps_in1.D_from_matrix(R)
     tol = 1e-11 if dtype == torch.float64 else 2e-4
     assert (fast(x @ Din.T, r @ R.T) - fast(x, r) @ D.T).abs().max() < tol * fast(x, r).abs().max()
+
+
+def test_auto_method_and_direct_route():
+    def make(i1, i2, shared=True, fc=False):
+        cls = FullyConnectedTensorProduct if fc else ChannelwiseTensorProduct
+        return cls(i1, i2, i1) if fc else cls(i1, i2, i1, shared_weights=shared)
+
+    assert EdgeFrameTensorProduct(make("4x0e + 4x1o + 4x2e", "0e + 1o + 2e")).method == "direct"
+    assert EdgeFrameTensorProduct(make("4x0e + 4x1o + 4x2e + 4x3o", "0e + 1o + 2e + 3o")).method == "frame"
+    assert EdgeFrameTensorProduct(make("4x0e + 4x1o + 4x2e + 4x3o", "0e + 1o + 2e + 3o", shared=False)).method == "direct"
+    assert EdgeFrameTensorProduct(make("4x0e + 4x1o + 4x2e", "0e + 1o + 2e", fc=True)).method == "frame"
+    g = GauntTensorProduct("4x0e + 4x1o + 4x2e + 4x3o", "0e + 1o + 2e + 3o", "4x0e + 4x1o + 4x2e + 4x3o")
+    assert EdgeFrameTensorProduct(g).method == "direct"
+    gen = torch.Generator().manual_seed(9)
+    tp = make("3x0e + 3x1o + 3x2e", "0e + 1o + 2e", shared=False).to(F64)
+    r = _vectors(10, gen)
+    x = torch.randn(len(r), tp.irreps_in1.dim, dtype=F64, generator=gen)
+    w = torch.randn(len(r), tp.weight_numel, dtype=F64, generator=gen)
+    direct = EdgeFrameTensorProduct(tp, method="direct")(x, r, w)
+    frame = EdgeFrameTensorProduct(tp, method="frame")(x, r, w)
+    assert torch.equal(direct, tp(x, spherical_harmonics(tp.irreps_in2, r, normalization="component"), w))
+    assert (direct - frame).abs().max() < 1e-12 * direct.abs().max()
+    with pytest.raises(ValueError, match="method"):
+        EdgeFrameTensorProduct(tp, method="fast")
 
 
 def test_clear_errors():
@@ -191,7 +215,7 @@ def test_clear_errors():
         EdgeFrameTensorProduct(ChannelwiseTensorProduct("2x0e + 3x1o", "0e + 1o", "2x0e + 3x1o"))
     with pytest.raises(TypeError):
         EdgeFrameTensorProduct(torch.nn.Linear(2, 2))
-    fast = EdgeFrameTensorProduct(ChannelwiseTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o"))
+    fast = EdgeFrameTensorProduct(ChannelwiseTensorProduct("2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o"), method="frame")
     x = torch.randn(3, 8)
     with pytest.raises(ValueError, match="zero-length"):
         fast(x, torch.tensor([[1.0, 0, 0], [0, 0, 0], [0, 1.0, 0]]))

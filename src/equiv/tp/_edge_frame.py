@@ -192,6 +192,11 @@ class EdgeFrameTensorProduct(torch.nn.Module):
         multiplicity 1, parity :math:`(-1)^l`.
     sh_normalization : {"component", "integral", "norm"}
         Normalisation of the harmonics the wrapped product is fed with.
+    method : {"auto", "frame", "direct"}
+        ``"frame"``: the SO(2) route; ``"direct"``: harmonics, then ``tp``; ``"auto"`` (default): the
+        one measured faster on CPU: the frame for shared weights from :math:`L = 3` (``uvu``) or
+        :math:`L = 2` (``uvw``), else direct (per-edge weights, Gaunt products, small :math:`L`).
+        ``method`` holds the choice.
 
     Shapes
     ------
@@ -204,14 +209,14 @@ class EdgeFrameTensorProduct(torch.nn.Module):
     >>> from equiv.so3 import spherical_harmonics
     >>> from equiv.tp import ChannelwiseTensorProduct
     >>> tp = ChannelwiseTensorProduct("8x0e + 8x1o + 8x2e", "0e + 1o + 2e", "8x0e + 8x1o + 8x2e").double()
-    >>> fast = EdgeFrameTensorProduct(tp)
+    >>> fast = EdgeFrameTensorProduct(tp, method="frame")
     >>> x, r = torch.randn(5, tp.irreps_in1.dim, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
     >>> y = spherical_harmonics(tp.irreps_in2, r, normalization="component")
     >>> bool(torch.allclose(fast(x, r), tp(x, y), atol=1e-12))
     True
     """
 
-    def __init__(self, tp: torch.nn.Module, sh_normalization: str = "component"):
+    def __init__(self, tp: torch.nn.Module, sh_normalization: str = "component", method: str = "auto"):
         super().__init__()
         from ._gaunt import GauntTensorProduct
         from ._tensor_product import TensorProduct
@@ -258,6 +263,11 @@ class EdgeFrameTensorProduct(torch.nn.Module):
                     for off, ins in zip(tp._weight_offsets, tp.instructions) for u in range(per_path)]
             self.register_buffer("_widx", torch.tensor(widx, dtype=torch.long), persistent=False)
         self.lmax = max(ir.l for _, ir in (*i1, *io, *i2))
+        if method not in ("auto", "frame", "direct"):
+            raise ValueError(f"{name}: method must be 'auto', 'frame' or 'direct', got {method!r}")
+        if method == "auto":
+            method = self._auto_method()
+        self.method = method
         pole = torch.zeros(3, dtype=torch.float64)
         pole[1] = 1.0
         y0 = so3.spherical_harmonics(i2, pole, normalization=sh_normalization)
@@ -289,6 +299,15 @@ class EdgeFrameTensorProduct(torch.nn.Module):
         return (f"EdgeFrameTensorProduct({self.tp.irreps_in1} x Y({self.tp.irreps_in2}) -> {self.tp.irreps_out}, "
                 f"{self.num_paths} paths, {len(self._vals)} frame coefficients)")
 
+    def _auto_method(self) -> str:
+        """The faster route measured on a 2-core CPU (benchmarks/results/edge_frame.md, C = 16, 1024 edges,
+        frames built inside): the frame for shared weights from L = 3 (uvu) or L = 2 (uvw); the direct
+        product for per-edge weights (the frame's sparse per-edge product is about 2x slower at every L)
+        and for Gaunt products (their matrix route is faster)."""
+        if self._gaunt or not self.shared_weights:
+            return "direct"
+        return "frame" if self.lmax >= (2 if self.mode == "uvw" else 3) else "direct"
+
     def _path_weights(self, weight):
         """Per-path weights: uvu ``(C, P)`` shared or ``(P, C, E)`` per edge; uvw ``(P, C_in, C_out)``
         (ones for unweighted paths)."""
@@ -310,6 +329,13 @@ class EdgeFrameTensorProduct(torch.nn.Module):
                 frames: list[torch.Tensor] | None = None) -> torch.Tensor:
         """``tp(x, Y(vec), weight)``; see the class docstring."""
         i1, io, C = self.tp.irreps_in1, self.tp.irreps_out, self.mul_in
+        if self.method == "direct":
+            if vec is None:
+                raise ValueError("EdgeFrameTensorProduct(method='direct'): pass the edge vectors (vec)")
+            if not torch.compiler.is_compiling() and bool((vec.abs().sum(-1) == 0).any()):
+                raise ValueError("EdgeFrameTensorProduct: zero-length edge vector (its harmonics have no direction)")
+            y = so3.spherical_harmonics(self.tp.irreps_in2, vec, normalization=self.sh_normalization)
+            return self.tp(x, y, weight)
         if frames is None:
             if vec is None:
                 raise ValueError("EdgeFrameTensorProduct: pass the edge vectors (vec) or their frames")
