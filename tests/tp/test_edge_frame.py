@@ -221,3 +221,16 @@ def test_clear_errors():
         fast(x, torch.tensor([[1.0, 0, 0], [0, 0, 0], [0, 1.0, 0]]))
     with pytest.raises(ValueError, match="vec"):
         fast(x)
+
+
+def test_torch_compile_fullgraph_no_graph_break():
+    tp = ChannelwiseTensorProduct("4x0e + 4x1o + 4x2e", "0e + 1o + 2e", "4x0e + 4x1o + 4x2e", shared_weights=False)
+    fc = FullyConnectedTensorProduct("4x0e + 4x1o", "0e + 1o + 2e", "3x0e + 3x1o")
+    gen = torch.Generator().manual_seed(10)
+    x, r = torch.randn(20, tp.irreps_in1.dim, generator=gen), torch.randn(20, 3, generator=gen)
+    w = torch.randn(20, tp.weight_numel, generator=gen)
+    for mod, args in ((EdgeFrameTensorProduct(tp, method="frame"), (x, r, w)),
+                      (EdgeFrameTensorProduct(fc, method="frame"), (x[:, :16], r))):
+        eager = mod(*args)
+        compiled = torch.compile(mod, fullgraph=True, backend="aot_eager")(*args)
+        assert (compiled - eager).abs().max() < 1e-5 * eager.abs().max()
