@@ -119,3 +119,24 @@ def test_gaunt_tp_on_gpu_matches_cpu():
         x = torch.randn(32, tp.irreps_in1.dim, dtype=torch.float64)
         y = torch.randn(32, tp.irreps_in2.dim, dtype=torch.float64)
         _close(tp.to(CUDA)(x.to(CUDA), y.to(CUDA)), tp.cpu()(x, y))
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_edge_frame_product_on_gpu_matches_cpu(shared):
+    from equiv.tp import ChannelwiseTensorProduct, EdgeFrameTensorProduct
+
+    torch.manual_seed(0)
+    tp = ChannelwiseTensorProduct("8x0e + 8x1o + 8x2e + 8x3o", "0e + 1o + 2e + 3o", "8x0e + 8x1o + 8x2e + 8x3o",
+                                  shared_weights=shared).double()
+    fast = EdgeFrameTensorProduct(tp, method="frame")
+    x, r = torch.randn(300, tp.irreps_in1.dim, dtype=torch.float64), torch.randn(300, 3, dtype=torch.float64)
+    w = None if shared else torch.randn(300, tp.weight_numel, dtype=torch.float64)
+    r.requires_grad_(True)
+    out = fast(x, r, w)
+    (g,) = torch.autograd.grad(out.square().sum(), r)
+    fast_gpu = fast.to(CUDA)
+    r_gpu = r.detach().to(CUDA).requires_grad_(True)
+    out_gpu = fast_gpu(x.to(CUDA), r_gpu, None if w is None else w.to(CUDA))
+    (g_gpu,) = torch.autograd.grad(out_gpu.square().sum(), r_gpu)
+    _close(out_gpu, out)
+    _close(g_gpu, g)
