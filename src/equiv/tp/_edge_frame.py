@@ -163,6 +163,17 @@ def edge_frames(vec: torch.Tensor, lmax: int) -> list[torch.Tensor]:
     return wigner_from_rotation(edge_rotation(vec), lmax)
 
 
+def _rotate(x: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+    """``x (E, C, d) @ D (E, d, d)``. Degree 0 is the identity; up to d = 5 a broadcast sum, since
+    PyTorch's CPU ``bmm`` loops over the batch for matrices that small."""
+    d = D.shape[-1]
+    if d == 1:
+        return x * D
+    if d <= 5:
+        return (x[..., :, None] * D[:, None]).sum(-2)
+    return torch.bmm(x, D)
+
+
 class EdgeFrameTensorProduct(torch.nn.Module):
     r"""A channelwise product with edge harmonics, ``tp(x, Y(r))``, computed in each edge's frame.
 
@@ -347,7 +358,7 @@ class EdgeFrameTensorProduct(torch.nn.Module):
         E = x.shape[0]
         # into the edge frame, channel-major (E, C, D1): x'_row = x_row D
         s1 = i1.slices()
-        xp = torch.cat([x[:, s1[a]].unflatten(-1, (C, ir.dim)) @ frames[ir.l] for a, (_, ir) in enumerate(i1)], -1)
+        xp = torch.cat([_rotate(x[:, s1[a]].reshape(E, C, ir.dim), frames[ir.l]) for a, (_, ir) in enumerate(i1)], -1)
         w = self._path_weights(weight)
         vals = self._vals.to(x.dtype)
         if self.mode == "uvw":  # shared, channel mixing: one (C_in D1, C_out D3) matrix
@@ -365,6 +376,6 @@ class EdgeFrameTensorProduct(torch.nn.Module):
             op = torch.zeros(self._d3, C, E, dtype=x.dtype, device=x.device).index_add(0, self._cols, terms)
             op = op.permute(2, 1, 0)
         # back: out_row = out'_row D^T
-        outs = [(op[..., self._off3[k]:self._off3[k] + ir.dim] @ frames[ir.l].transpose(-1, -2)).flatten(-2)
-                for k, (_, ir) in enumerate(io)]
+        outs = [_rotate(op[..., self._off3[k]:self._off3[k] + ir.dim].contiguous(), frames[ir.l].transpose(-1, -2))
+                .flatten(-2) for k, (_, ir) in enumerate(io)]
         return torch.cat(outs, -1)
