@@ -13,9 +13,8 @@ from equiv.tp import (
     TensorProduct,
     edge_frames,
     edge_rotation,
-    wigner_from_rotation,
 )
-from equiv.so3 import wigner_D_from_matrix
+from equiv.so3 import wigner_D_from_matrix, wigner_D_upto
 
 F64 = torch.float64
 
@@ -52,13 +51,13 @@ def test_edge_frames_are_wigner_matrices(lmax):
         assert (D[l] @ D[l].transpose(-1, -2) - torch.eye(2 * l + 1, dtype=F64)).abs().max() < 1e-12
 
 
-def test_wigner_from_rotation_matches_euler_angle_wigner_d():
+def test_wigner_D_upto_matches_euler_angle_wigner_d():
     gen = torch.Generator().manual_seed(7)
     R = random_rotation(20, dtype=F64, generator=gen)
-    D = wigner_from_rotation(R, 12)
+    D = wigner_D_upto(12, R)
     for l in range(13):
         assert (D[l] - wigner_D_from_matrix(l, R)).abs().max() < 1e-12
-    D32 = wigner_from_rotation(R.float(), 12)
+    D32 = wigner_D_upto(12, R.float())
     assert max((a.double() - b).abs().max().item() for a, b in zip(D32, D)) < 1e-5
 
 

@@ -2,7 +2,8 @@
 
 - `Irrep`, `Irreps`, `MulIr`: irreps of O(3) and direct sums (e3nn's string syntax, ``mul_ir`` layout).
 - `spherical_harmonics`: real spherical harmonics (e3nn basis, order and signs), any degree.
-- `wigner_D`, `wigner_D_from_matrix`: Wigner D matrices (e3nn's Y-X-Y Euler angles), batched.
+- `wigner_D`, `wigner_D_from_matrix`: Wigner D matrices (e3nn's Y-X-Y Euler angles), batched;
+  `wigner_D_upto`: all degrees from rotation matrices by a smooth recursion (no angles).
 - `clebsch_gordan`: real-basis Clebsch–Gordan coefficients (= e3nn's ``wigner_3j``), any degree, cached.
 - `gaunt`: integrals of three real spherical harmonics, exact, any degree.
 - `sphere_grid`: Gauss–Legendre × uniform quadrature on the sphere, exact to a band limit.
@@ -31,7 +32,7 @@ from ._rotation import (
     xyz_to_angles,
 )
 from ._spherical_harmonics import spherical_harmonics
-from ._wigner import change_basis_complex_to_real, so3_generators, wigner_D, wigner_D_from_matrix
+from ._wigner import change_basis_complex_to_real, so3_generators, wigner_D, wigner_D_from_matrix, wigner_D_upto
 
 __all__ = [
     "Irrep",
@@ -40,6 +41,7 @@ __all__ = [
     "spherical_harmonics",
     "wigner_D",
     "wigner_D_from_matrix",
+    "wigner_D_upto",
     "change_basis_complex_to_real",
     "so3_generators",
     "angles_to_matrix",

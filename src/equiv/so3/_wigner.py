@@ -24,6 +24,10 @@ angular-momentum algebra:
    which costs one dense :math:`(2l+1)^3` product per rotation; the :math:`D_y` are applied as
    elementwise operations.
 
+`wigner_D_upto` builds every degree at once from the rotation matrix instead, by the recursion
+:math:`D^l = P_l (D^1 \otimes D^{l-1}) P_l^\top` with Clebsch–Gordan isometries :math:`P_l`: polynomial
+in :math:`R`, so smooth everywhere (no Euler-angle singularity), as forces through edge frames need.
+
 References: Varshalovich, Moskalev, Khersonskii, *Quantum Theory of Angular Momentum* (1988), ch. 4;
 the Y-X-Y factorisation with a fixed :math:`J` is the one of e3nn / lie_learn (Cohen et al.).
 """
@@ -38,7 +42,7 @@ import torch
 
 from ._rotation import matrix_to_angles
 
-__all__ = ["wigner_D", "wigner_D_from_matrix", "change_basis_complex_to_real", "so3_generators"]
+__all__ = ["wigner_D", "wigner_D_from_matrix", "wigner_D_upto", "change_basis_complex_to_real", "so3_generators"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -223,3 +227,63 @@ def wigner_D_from_matrix(l: int, R: torch.Tensor) -> torch.Tensor:
             "Irrep(l, p).D_from_matrix(R), which applies the parity"
         )
     return wigner_D(l, *matrix_to_angles(R))
+
+
+@functools.lru_cache(maxsize=None)
+def _recursion_tables(lmax: int):
+    r"""Per degree :math:`l \ge 2`, the isometry :math:`P_l = \sqrt{2l+1}\, C^{1, l-1, l}` in two layouts."""
+    from ._clebsch_gordan import clebsch_gordan  # (imports this module)
+
+    tables = []
+    for l in range(2, lmax + 1):
+        n, m = 2 * l - 1, 2 * l + 1
+        C = clebsch_gordan(1, l - 1, l, dtype=torch.float64) * math.sqrt(m)  # (3, n, m), P P^T = 1
+        tables.append((C.permute(1, 0, 2).reshape(n, 3 * m), C.reshape(3 * n, m).t().contiguous()))
+    return tables
+
+
+def wigner_D_upto(lmax: int, R: torch.Tensor) -> list[torch.Tensor]:
+    r"""Wigner matrices :math:`D^l(R)`, :math:`l = 0..L`, as polynomials in the entries of ``R``.
+
+    :math:`D^1 = R` (the degree-1 basis is :math:`x, y, z`) and, with the Clebsch–Gordan isometry
+    :math:`P_l = \sqrt{2l+1}\, C^{1,l-1,l}` (:math:`P_l P_l^\top = 1`, :math:`P_l (D^1 \otimes D^{l-1}) = D^l P_l`),
+
+    .. math::
+
+        D^l = P_l\, (D^1 \otimes D^{l-1})\, P_l^\top ,
+
+    evaluated as two matrix products and one small batched product per degree. Smooth in ``R`` (no
+    Euler angles), so first and second derivatives exist everywhere.
+
+    Unlike `wigner_D_from_matrix` (through Euler angles), this has no singular rotations, and it
+    returns every degree at once for about the cost of the highest.
+
+    Parameters
+    ----------
+    lmax : int
+        Largest degree :math:`L`.
+    R : torch.Tensor
+        Proper rotations, shape ``(E, 3, 3)``.
+
+    Returns
+    -------
+    list of torch.Tensor
+        ``D[l]`` of shape ``(E, 2l+1, 2l+1)``.
+
+    Examples
+    --------
+    >>> from equiv.so3 import random_rotation
+    >>> R = random_rotation(4, dtype=torch.float64)
+    >>> D = wigner_D_upto(5, R)
+    >>> bool(torch.allclose(D[5], wigner_D_from_matrix(5, R), atol=1e-12))
+    True
+    """
+    E = R.shape[0]
+    out = [torch.ones(E, 1, 1, dtype=R.dtype, device=R.device), R][: lmax + 1]
+    for l, (P1, P2t) in enumerate(_recursion_tables(lmax), start=2):
+        n, m = 2 * l - 1, 2 * l + 1
+        P1, P2t = P1.to(dtype=R.dtype, device=R.device), P2t.to(dtype=R.dtype, device=R.device)
+        S = (out[-1].reshape(E * n, n) @ P1).view(E, n, 3, m)  # S[e,b,c,j] = sum_d D^{l-1}[e,b,d] P[c,d,j]
+        T = torch.bmm(R, S.transpose(1, 2).reshape(E, 3, n * m))  # T[e,a,(b,j)] = sum_c R[e,a,c] S[e,b,c,j]
+        out.append(torch.matmul(P2t, T.view(E, 3 * n, m)))  # D[e,i,j] = sum_ab P[a,b,i] T[e,a,b,j]
+    return out

@@ -20,7 +20,7 @@ See docs/tp.md for the algorithms and measured speed against e3nn.
 torch.Size([3, 16])
 """
 
-from ._edge_frame import EdgeFrameTensorProduct, edge_frames, edge_rotation, wigner_from_rotation
+from ._edge_frame import EdgeFrameTensorProduct, edge_frames, edge_rotation
 from ._expressivity import bilinear_hom_dimension, expressivity
 from ._gaunt import GauntTensorProduct, gaunt_path_coefficient
 from ._instruction import Instruction
@@ -48,7 +48,6 @@ __all__ = [
     "EdgeFrameTensorProduct",
     "edge_frames",
     "edge_rotation",
-    "wigner_from_rotation",
     "gaunt_path_coefficient",
     "expressivity",
     "bilinear_hom_dimension",

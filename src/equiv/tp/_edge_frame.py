@@ -18,7 +18,7 @@ ICML 2023, arXiv:2302.03655; used by eSCN and EquiformerV2).
 
 The result is exactly the product of the wrapped module with ``y = spherical_harmonics(irreps_in2,
 r)``, not an approximation. The per-edge Wigner matrices :math:`D^l(R)` come from a Clebsch–Gordan
-recursion in the entries of :math:`R` (`wigner_from_rotation`), with :math:`R` a Rodrigues rotation from :math:`\pm\hat y` to :math:`\hat r`
+recursion in the entries of :math:`R` (`equiv.so3.wigner_D_upto`), with :math:`R` a Rodrigues rotation from :math:`\pm\hat y` to :math:`\hat r`
 (two charts, so that :math:`R` is a smooth rational function of :math:`r` wherever it is used). Hence
 gradients and second derivatives with respect to the edge vectors exist everywhere (no Euler-angle
 singularity), as forces need.
@@ -26,14 +26,12 @@ singularity), as forces need.
 
 from __future__ import annotations
 
-import math
-from functools import lru_cache
 
 import torch
 
 from equiv import so3
 
-__all__ = ["EdgeFrameTensorProduct", "edge_frames", "edge_rotation", "wigner_from_rotation"]
+__all__ = ["EdgeFrameTensorProduct", "edge_frames", "edge_rotation"]
 
 
 def edge_rotation(vec: torch.Tensor) -> torch.Tensor:
@@ -76,66 +74,12 @@ def edge_rotation(vec: torch.Tensor) -> torch.Tensor:
     return torch.where((sign > 0)[..., None, None], R, R * flip)
 
 
-@lru_cache(maxsize=None)
-def _recursion_tables(lmax: int):
-    r"""Per degree :math:`l \ge 2`, the isometry :math:`P_l = \sqrt{2l+1}\, C^{1, l-1, l}` in two layouts."""
-    tables = []
-    for l in range(2, lmax + 1):
-        n, m = 2 * l - 1, 2 * l + 1
-        C = so3.clebsch_gordan(1, l - 1, l, dtype=torch.float64) * math.sqrt(m)  # (3, n, m), P P^T = 1
-        tables.append((C.permute(1, 0, 2).reshape(n, 3 * m), C.reshape(3 * n, m).t().contiguous()))
-    return tables
-
-
-def wigner_from_rotation(R: torch.Tensor, lmax: int) -> list[torch.Tensor]:
-    r"""Wigner matrices :math:`D^l(R)`, :math:`l = 0..L`, as polynomials in the entries of ``R``.
-
-    :math:`D^1 = R` (the degree-1 basis is :math:`x, y, z`) and, with the Clebsch–Gordan isometry
-    :math:`P_l = \sqrt{2l+1}\, C^{1,l-1,l}` (:math:`P_l P_l^\top = 1`, :math:`P_l (D^1 \otimes D^{l-1}) = D^l P_l`),
-
-    .. math::
-
-        D^l = P_l\, (D^1 \otimes D^{l-1})\, P_l^\top ,
-
-    evaluated as two matrix products and one small batched product per degree. Smooth in ``R`` (no
-    Euler angles), so first and second derivatives exist everywhere.
-
-    Parameters
-    ----------
-    R : torch.Tensor
-        Proper rotations, shape ``(E, 3, 3)``.
-    lmax : int
-
-    Returns
-    -------
-    list of torch.Tensor
-        ``D[l]`` of shape ``(E, 2l+1, 2l+1)``.
-
-    Examples
-    --------
-    >>> from equiv.so3 import random_rotation, wigner_D_from_matrix
-    >>> R = random_rotation(4, dtype=torch.float64)
-    >>> D = wigner_from_rotation(R, 5)
-    >>> bool(torch.allclose(D[5], wigner_D_from_matrix(5, R), atol=1e-12))
-    True
-    """
-    E = R.shape[0]
-    out = [torch.ones(E, 1, 1, dtype=R.dtype, device=R.device), R][: lmax + 1]
-    for l, (P1, P2t) in enumerate(_recursion_tables(lmax), start=2):
-        n, m = 2 * l - 1, 2 * l + 1
-        P1, P2t = P1.to(dtype=R.dtype, device=R.device), P2t.to(dtype=R.dtype, device=R.device)
-        S = (out[-1].reshape(E * n, n) @ P1).view(E, n, 3, m)  # S[e,b,c,j] = sum_d D^{l-1}[e,b,d] P[c,d,j]
-        T = torch.bmm(R, S.transpose(1, 2).reshape(E, 3, n * m))  # T[e,a,(b,j)] = sum_c R[e,a,c] S[e,b,c,j]
-        out.append(torch.matmul(P2t, T.view(E, 3 * n, m)))  # D[e,i,j] = sum_ab P[a,b,i] T[e,a,b,j]
-    return out
-
-
 def edge_frames(vec: torch.Tensor, lmax: int) -> list[torch.Tensor]:
     r"""Wigner matrices :math:`D^l(R)` of the edge rotations (`edge_rotation`), :math:`l = 0..L`.
 
     Compute them once per graph and pass them to every `EdgeFrameTensorProduct` that uses the same
     edges (``frames=``). Since :math:`R\hat y = \hat r`, :math:`Y^l(\hat r) = D^l\, Y^l(\hat y)`.
-    Built by `wigner_from_rotation` (a Clebsch–Gordan recursion, smooth in ``vec``).
+    Built by `equiv.so3.wigner_D_upto` (a Clebsch–Gordan recursion, smooth in ``vec``).
 
     Parameters
     ----------
@@ -160,7 +104,7 @@ def edge_frames(vec: torch.Tensor, lmax: int) -> list[torch.Tensor]:
     """
     if vec.dim() != 2 or vec.shape[-1] != 3:
         raise ValueError(f"edge_frames: vec must have shape (E, 3), got {tuple(vec.shape)}")
-    return wigner_from_rotation(edge_rotation(vec), lmax)
+    return so3.wigner_D_upto(lmax, edge_rotation(vec))
 
 
 def _rotate(x: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
