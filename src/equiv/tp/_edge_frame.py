@@ -240,12 +240,27 @@ class EdgeFrameTensorProduct(torch.nn.Module):
                 pidx.append(p)
                 vals.append(T[i, j].item())
         self.num_paths = len(paths)
-        self.register_buffer("_rows", torch.tensor(rows, dtype=torch.long), persistent=False)
-        self.register_buffer("_cols", torch.tensor(cols, dtype=torch.long), persistent=False)
         self.register_buffer("_pidx", torch.tensor(pidx, dtype=torch.long), persistent=False)
         self.register_buffer("_vals", torch.tensor(vals, dtype=torch.float64), persistent=False)
         self.register_buffer("_flat", torch.tensor(rows, dtype=torch.long) * self._d3 + torch.tensor(cols, dtype=torch.long),
                              persistent=False)
+        # per-edge weights: the distinct frame positions q = (i, j), and per output block the matrix
+        # M_k (q, path) with out'[j_q] += x'[i_q] sum_p w_p M[q, p]  (a GEMM, then a gather-multiply-scatter)
+        flat = self._flat
+        uniq, inv = torch.unique(flat, return_inverse=True)
+        M = torch.zeros(len(uniq), self.num_paths, dtype=torch.float64)
+        M.index_put_((inv, self._pidx), self._vals, accumulate=True)
+        self._edge_blocks = []
+        for k, (_, ir) in enumerate(io):
+            j = uniq % self._d3
+            sel = ((j >= self._off3[k]) & (j < self._off3[k] + ir.dim)).nonzero().flatten()
+            used = (M[sel] != 0).any(0).nonzero().flatten()
+            names = []
+            for tag, t in (("m", M[sel][:, used].contiguous()), ("p", used), ("i", uniq[sel] // self._d3),
+                           ("j", j[sel] - self._off3[k])):
+                names.append(f"_edge_{tag}{k}")
+                self.register_buffer(names[-1], t, persistent=False)
+            self._edge_blocks.append((names, ir.dim))
 
     def __repr__(self) -> str:
         return (f"EdgeFrameTensorProduct({self.tp.irreps_in1} x Y({self.tp.irreps_in2}) -> {self.tp.irreps_out}, "
@@ -261,7 +276,7 @@ class EdgeFrameTensorProduct(torch.nn.Module):
         return "frame" if self.lmax >= (2 if self.mode == "uvw" else 3) else "direct"
 
     def _path_weights(self, weight):
-        """Per-path weights: uvu ``(C, P)`` shared or ``(P, C, E)`` per edge; uvw ``(P, C_in, C_out)``
+        """Per-path weights: uvu ``(C, P)`` shared or ``(E, P, C)`` per edge; uvw ``(P, C_in, C_out)``
         (ones for unweighted paths)."""
         C = self.mul_in
         if self._gaunt:
@@ -275,7 +290,7 @@ class EdgeFrameTensorProduct(torch.nn.Module):
             return w.view(self.num_paths, C, self.mul_out)
         if w.dim() == 1:
             return w.unflatten(-1, (self.num_paths, C)).t()
-        return w.t().unflatten(0, (self.num_paths, C))
+        return w.unflatten(-1, (self.num_paths, C))  # (E, P, C)
 
     def forward(self, x: torch.Tensor, vec: torch.Tensor | None = None, weight: torch.Tensor | None = None,
                 frames: list[torch.Tensor] | None = None) -> torch.Tensor:
@@ -311,11 +326,19 @@ class EdgeFrameTensorProduct(torch.nn.Module):
             kc = torch.zeros(C, self._d1 * self._d3, dtype=x.dtype, device=x.device)
             kc = kc.index_add(1, self._flat, w[:, self._pidx] * vals).unflatten(1, (self._d1, self._d3))
             op = torch.bmm(xp.transpose(0, 1), kc).transpose(0, 1)
-        else:  # per-edge weights (P, C, E): sparse product, frame index leading (contiguous row gathers)
-            xt = xp.permute(2, 1, 0).contiguous()  # (D1, C, E)
-            terms = xt.index_select(0, self._rows) * (w.index_select(0, self._pidx) * vals[:, None, None])
-            op = torch.zeros(self._d3, C, E, dtype=x.dtype, device=x.device).index_add(0, self._cols, terms)
-            op = op.permute(2, 1, 0)
+        else:  # per-edge weights (E, P, C): per output block, k_q = M_k w (GEMM), then out'[j_q] += k_q x'[i_q]
+            # frame index leading, (edge, channel) columns: contiguous row gathers, 2-D transposes
+            xt = xp.reshape(E * C, self._d1).t().contiguous()  # (D1, E C)
+            wt = w.transpose(0, 1).reshape(self.num_paths, E * C)
+            parts = []
+            for names, d3 in self._edge_blocks:
+                m, used, iq, jq = (getattr(self, n) for n in names)
+                block = torch.zeros(d3, E * C, dtype=x.dtype, device=x.device)
+                if len(iq):
+                    kq = m.to(x.dtype) @ wt.index_select(0, used)
+                    block = block.index_add(0, jq, xt.index_select(0, iq) * kq)
+                parts.append(block)
+            op = torch.cat(parts, 0).t().reshape(E, C, self._d3)
         # back: out_row = out'_row D^T
         outs = [_rotate(op[..., self._off3[k]:self._off3[k] + ir.dim].contiguous(), frames[ir.l].transpose(-1, -2))
                 .flatten(-2) for k, (_, ir) in enumerate(io)]
