@@ -229,9 +229,17 @@ def wigner_D_from_matrix(l: int, R: torch.Tensor) -> torch.Tensor:
     return wigner_D(l, *matrix_to_angles(R))
 
 
-@functools.lru_cache(maxsize=None)
+_RECURSION_TABLES: dict = {}
+
+
 def _recursion_tables(lmax: int):
-    r"""Per degree :math:`l \ge 2`, the isometry :math:`P_l = \sqrt{2l+1}\, C^{1, l-1, l}` in two layouts."""
+    r"""Per degree :math:`l \ge 2`, the isometry :math:`P_l = \sqrt{2l+1}\, C^{1, l-1, l}` in two layouts.
+
+    Cached in a plain dict (not ``lru_cache``), so that ``torch.compile`` reads the cached tensors as
+    constants instead of tracing the Clebsch–Gordan construction; call it once before compiling.
+    """
+    if lmax in _RECURSION_TABLES:
+        return _RECURSION_TABLES[lmax]
     from ._clebsch_gordan import clebsch_gordan  # (imports this module)
 
     tables = []
@@ -239,6 +247,7 @@ def _recursion_tables(lmax: int):
         n, m = 2 * l - 1, 2 * l + 1
         C = clebsch_gordan(1, l - 1, l, dtype=torch.float64) * math.sqrt(m)  # (3, n, m), P P^T = 1
         tables.append((C.permute(1, 0, 2).reshape(n, 3 * m), C.reshape(3 * n, m).t().contiguous()))
+    _RECURSION_TABLES[lmax] = tables
     return tables
 
 

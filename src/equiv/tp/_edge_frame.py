@@ -146,9 +146,10 @@ class EdgeFrameTensorProduct(torch.nn.Module):
         Normalisation of the harmonics the wrapped product is fed with.
     method : {"auto", "frame", "direct"}
         ``"frame"``: the SO(2) route; ``"direct"``: harmonics, then ``tp``; ``"auto"`` (default): the
-        one measured faster on CPU: the frame for shared weights from :math:`L = 3` (``uvu``) or
-        :math:`L = 2` (``uvw``), else direct (per-edge weights, Gaunt products, small :math:`L`).
-        ``method`` holds the choice.
+        one predicted faster on a CPU by counting multiply-adds (calibrated on the measurements of
+        docs/tp.md): for ``C x (0..L) -> C x (0..L)`` products the frame from :math:`L = 3`, for
+        MACE-style products (few input degrees, many output irreps) direct; ``uvw`` the frame from
+        :math:`L = 2`; Gaunt products direct. ``method`` holds the choice.
 
     Shapes
     ------
@@ -217,9 +218,6 @@ class EdgeFrameTensorProduct(torch.nn.Module):
         self.lmax = max(ir.l for _, ir in (*i1, *io, *i2))
         if method not in ("auto", "frame", "direct"):
             raise ValueError(f"{name}: method must be 'auto', 'frame' or 'direct', got {method!r}")
-        if method == "auto":
-            method = self._auto_method()
-        self.method = method
         pole = torch.zeros(3, dtype=torch.float64)
         pole[1] = 1.0
         y0 = so3.spherical_harmonics(i2, pole, normalization=sh_normalization)
@@ -261,19 +259,39 @@ class EdgeFrameTensorProduct(torch.nn.Module):
                 names.append(f"_edge_{tag}{k}")
                 self.register_buffer(names[-1], t, persistent=False)
             self._edge_blocks.append((names, ir.dim))
+        self.method = self._auto_method() if method == "auto" else method
+        so3._wigner._recursion_tables(self.lmax)  # cache the frame recursion's constants (torch.compile)
 
     def __repr__(self) -> str:
         return (f"EdgeFrameTensorProduct({self.tp.irreps_in1} x Y({self.tp.irreps_in2}) -> {self.tp.irreps_out}, "
                 f"{self.num_paths} paths, {len(self._vals)} frame coefficients)")
 
     def _auto_method(self) -> str:
-        """The faster route measured on a 2-core CPU (benchmarks/results/edge_frame.md, C = 16, 1024 edges,
-        frames built inside): the frame for shared weights from L = 3 (uvu) or L = 2 (uvw); the direct
-        product for per-edge weights (the frame's sparse per-edge product is about 2x slower at every L)
-        and for Gaunt products (their matrix route is faster)."""
-        if self._gaunt or not self.shared_weights:
+        """The route predicted faster on a CPU. ``uvu``: the frame when the direct engine's multiply-adds
+        per edge exceed 1.1x the frame's (rotations in and out plus the fibre product); this cost
+        model separates every case measured in benchmarks/results/edge_frame.md and the MACE-style
+        products (few input degrees, many output irreps: the frame loses 3-5x there), frames built
+        inside. ``uvw``: the frame from L = 2 (the direct ``uvw`` product is dense). Gaunt: direct
+        (its matrix route is faster)."""
+        if self._gaunt:
             return "direct"
-        return "frame" if self.lmax >= (2 if self.mode == "uvw" else 3) else "direct"
+        if self.mode == "uvw":
+            return "frame" if self.lmax >= 2 else "direct"
+        direct = sum(g.plan.flops(g.mul) for g in self.tp._groups)
+        return "frame" if direct > 1.1 * self.frame_flops() else "direct"
+
+    def frame_flops(self) -> int:
+        """Multiply-adds per edge of the frame route (rotations in and out, fibre product), frames excluded."""
+        i1, io = self.tp.irreps_in1, self.tp.irreps_out
+        rot = self.mul_in * sum(ir.dim ** 2 for _, ir in i1) + self.mul_out * sum(ir.dim ** 2 for _, ir in io)
+        if self.mode == "uvw":
+            mid = self.mul_in * self._d1 * self.mul_out * self._d3
+        elif self.shared_weights:
+            mid = self.mul_in * self._d1 * self._d3
+        else:
+            mid = self.mul_in * sum(getattr(self, names[0]).numel() + getattr(self, names[2]).numel()
+                                    for names, _ in self._edge_blocks)
+        return rot + mid
 
     def _path_weights(self, weight):
         """Per-path weights: uvu ``(C, P)`` shared or ``(E, P, C)`` per edge; uvw ``(P, C_in, C_out)``
