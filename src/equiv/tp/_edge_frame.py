@@ -18,14 +18,14 @@ ICML 2023, arXiv:2302.03655; used by eSCN and EquiformerV2).
 
 The result is exactly the product of the wrapped module with ``y = spherical_harmonics(irreps_in2,
 r)``, not an approximation. The per-edge Wigner matrices :math:`D^l(R)` come from a Clebsch–Gordan
-recursion in the entries of :math:`R` (`equiv.so3.wigner_D_upto`), with :math:`R` a Rodrigues rotation from :math:`\pm\hat y` to :math:`\hat r`
-(two charts, so that :math:`R` is a smooth rational function of :math:`r` wherever it is used). Hence
+recursion in the entries of :math:`R` (`equiv.so3.wigner_D_upto`), with :math:`R` a Rodrigues
+rotation from :math:`\pm\hat y` to :math:`\hat r` (two charts, so that :math:`R` is a smooth
+rational function of :math:`r` wherever it is used). Hence
 gradients and second derivatives with respect to the edge vectors exist everywhere (no Euler-angle
 singularity), as forces need.
 """
 
 from __future__ import annotations
-
 
 import torch
 
@@ -240,11 +240,10 @@ class EdgeFrameTensorProduct(torch.nn.Module):
         self.num_paths = len(paths)
         self.register_buffer("_pidx", torch.tensor(pidx, dtype=torch.long), persistent=False)
         self.register_buffer("_vals", torch.tensor(vals, dtype=torch.float64), persistent=False)
-        self.register_buffer("_flat", torch.tensor(rows, dtype=torch.long) * self._d3 + torch.tensor(cols, dtype=torch.long),
-                             persistent=False)
+        flat = torch.tensor(rows, dtype=torch.long) * self._d3 + torch.tensor(cols, dtype=torch.long)
+        self.register_buffer("_flat", flat, persistent=False)
         # per-edge weights: the distinct frame positions q = (i, j), and per output block the matrix
         # M_k (q, path) with out'[j_q] += x'[i_q] sum_p w_p M[q, p]  (a GEMM, then a gather-multiply-scatter)
-        flat = self._flat
         uniq, inv = torch.unique(flat, return_inverse=True)
         M = torch.zeros(len(uniq), self.num_paths, dtype=torch.float64)
         M.index_put_((inv, self._pidx), self._vals, accumulate=True)
