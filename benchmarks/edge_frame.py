@@ -16,7 +16,8 @@ A third table runs the fully connected ``uvw`` product (``FullyConnectedTensorPr
 weights: SEGNN's product, eSCN's SO(2) linear layer when done in the frame).
 
 Forward and forward+backward (``fwd+bwd``: forward, then the gradient of a random projection) are
-timed; outputs are compared with e3nn. A second table compares the Gaunt product (shared per-degree
+timed; outputs are compared with e3nn. A force-training step (double backward, from the edge
+vectors) is timed for per-edge weights. A second table compares the Gaunt product (shared per-degree
 weights) by its matrix route with the frame route. Results: ``benchmarks/results/edge_frame.{json,md,png}``.
 
 Usage: ``.venv/bin/python benchmarks/edge_frame.py [--quick] [--threads 1]``.
@@ -111,6 +112,36 @@ def bench_cg(o3, C, B, L, shared, repeat, e3nn_max_L, mode="uvu"):
     return row
 
 
+def bench_force_step(o3, C, B, L, repeat, e3nn_max_L):
+    """A force-training step through the product: energy-like projection, its gradient w.r.t. the edge
+    vectors with ``create_graph``, a loss on that "force", and its gradient w.r.t. features and weights.
+    Every implementation starts from the edge vectors (harmonics or frames inside), per-edge weights."""
+    i1, i2 = _irreps(C, L), _irreps(1, L)
+    tp = ChannelwiseTensorProduct(i1, i2, i1, shared_weights=False)
+    fast = EdgeFrameTensorProduct(tp, method="frame")
+    gen = torch.Generator().manual_seed(200 + L)
+    x = torch.randn(B, tp.irreps_in1.dim, generator=gen, requires_grad=True)
+    r = torch.randn(B, 3, generator=gen, requires_grad=True)
+    w = torch.randn(B, tp.weight_numel, generator=gen, requires_grad=True)
+    probe = torch.randn(B, tp.irreps_out.dim, generator=gen)
+
+    def step(fn):
+        def run():
+            (g,) = torch.autograd.grad((fn() * probe).sum(), r, create_graph=True)
+            torch.autograd.grad(g.square().sum(), (x, w))
+        return run
+
+    fns = {"direct": step(lambda: tp(x, so3.spherical_harmonics(i2, r, normalization="component"), w)),
+           "frame+build": step(lambda: fast(x, r, w))}
+    row = {"C": C, "B": B, "L": L}
+    if L <= e3nn_max_L:
+        ref = o3.TensorProduct(i1, i2, i1, [tuple(i[:5]) for i in tp.instructions],
+                               shared_weights=False, internal_weights=False)
+        fns["e3nn"] = step(lambda: ref(x, o3.spherical_harmonics(i2, r, True, normalization="component"), w))
+    row["times"] = common.compare(fns, warmup=1, repeat=repeat, budget_s=40.0)
+    return row
+
+
 def bench_gaunt(C, B, L, repeat):
     i1, i2 = _irreps(C, L), _irreps(1, L)
     tp = GauntTensorProduct(i1, i2, i1, method="matrix")
@@ -170,6 +201,18 @@ def markdown(res: dict) -> str:
             lines.append(f"| {r['C']} | {r['B']} | {r['L']} | {r['paths']} | {_f(e, '.1f')} | {_f(d)} | {_f(f)} | {_f(fb)} | "
                          f"{_f(e2, '.1f')} | {_f(d2)} | {_f(f2)} | {_f(fb2)} | {_f(d2 / fb2)}x | {_f(e2 / fb2, '.1f')}x | {diff} |")
         lines.append("")
+    if res.get("force"):
+        lines += ["## Force-training step (per-edge weights, from the edge vectors)", "",
+                  "Projection of the output, its gradient w.r.t. the edge vectors (`create_graph`), a loss on "
+                  "that gradient, and the loss's gradient w.r.t. features and weights: the double backward of "
+                  "force training. Harmonics (e3nn's own for e3nn) or frames are computed inside.", "",
+                  "| C | batch | L | e3nn | direct | frame+build | e3nn / frame+build | direct / frame+build |",
+                  "|" + "---|" * 8]
+        for r in res["force"]:
+            e, d, f = (_ms(r, k) for k in ("e3nn", "direct", "frame+build"))
+            lines.append(f"| {r['C']} | {r['B']} | {r['L']} | {_f(e, '.1f')} | {_f(d)} | {_f(f)} | "
+                         f"{_f(e / f, '.1f')}x | {_f(d / f)}x |")
+        lines.append("")
     if res.get("gaunt"):
         lines += ["## Gaunt product (shared per-degree weights): matrix route vs frame route", "",
                   "| C | batch | L | matrix fwd | frame+build fwd | matrix fwd+bwd | frame+build fwd+bwd | matrix / frame+build (fwd+bwd) | max abs diff |",
@@ -215,6 +258,8 @@ def main() -> int:
     p.add_argument("--e3nn-max-l", type=int, default=8)
     p.add_argument("--uvw-max-l", type=int, default=6, help="largest L of the fully connected (uvw) table")
     p.add_argument("--uvw-e3nn-max-l", type=int, default=5)
+    p.add_argument("--force-max-l", type=int, default=6, help="largest L of the force-step table")
+    p.add_argument("--force-e3nn-max-l", type=int, default=5)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from e3nn import o3
@@ -236,6 +281,12 @@ def main() -> int:
         res["cg"].append(row)
         print(f"uvw L={L}: fwd+bwd e3nn {_ms(row, 'e3nn_fwd+bwd'):.1f} direct {_ms(row, 'direct_fwd+bwd'):.2f} "
               f"frame {_ms(row, 'frame_fwd+bwd'):.2f} frame+build {_ms(row, 'frame+build_fwd+bwd'):.2f} ms", flush=True)
+    res["force"] = []
+    for L in range(1, min(Lmax, args.force_max_l) + 1):
+        row = bench_force_step(o3, args.channels, args.batch, L, repeat, args.force_e3nn_max_l)
+        res["force"].append(row)
+        print(f"force step L={L}: e3nn {_ms(row, 'e3nn'):.1f} direct {_ms(row, 'direct'):.2f} "
+              f"frame+build {_ms(row, 'frame+build'):.2f} ms", flush=True)
     for L in range(2, Lmax + 1, 2):
         row = bench_gaunt(args.channels, args.batch, L, repeat)
         res["gaunt"].append(row)

@@ -183,12 +183,12 @@ def test_auto_method_and_direct_route():
         cls = FullyConnectedTensorProduct if fc else ChannelwiseTensorProduct
         return cls(i1, i2, i1) if fc else cls(i1, i2, i1, shared_weights=shared)
 
-    # the cases measured in benchmarks/results/edge_frame.md (C = 16): direct at L = 2, frame from L = 3
-    irreps = {L: " + ".join(f"16x{l}{'eo'[l % 2]}" for l in range(L + 1)) for L in (2, 3)}
-    sh = {L: " + ".join(f"{l}{'eo'[l % 2]}" for l in range(L + 1)) for L in (2, 3)}
-    for shared in (True, False):
-        assert EdgeFrameTensorProduct(make(irreps[2], sh[2], shared=shared)).method == "direct"
-        assert EdgeFrameTensorProduct(make(irreps[3], sh[3], shared=shared)).method == "frame"
+    # the cases measured in benchmarks/results/edge_frame.md (C = 16): shared weights direct at L = 2,
+    # frame from L = 3; per-edge weights direct to L = 4 (force step), frame from L = 5
+    irreps = {L: " + ".join(f"16x{l}{'eo'[l % 2]}" for l in range(L + 1)) for L in (2, 3, 4, 5)}
+    sh = {L: " + ".join(f"{l}{'eo'[l % 2]}" for l in range(L + 1)) for L in (2, 3, 4, 5)}
+    for L, shared, expected in [(2, True, "direct"), (3, True, "frame"), (4, False, "direct"), (5, False, "frame")]:
+        assert EdgeFrameTensorProduct(make(irreps[L], sh[L], shared=shared)).method == expected
     # MACE's interaction: two input degrees, every reachable output: the frame would rotate 14 output
     # blocks (measured 3x slower)
     mace = ChannelwiseTensorProduct("64x0e + 64x1o", "0e + 1o + 2e + 3o", shared_weights=False)

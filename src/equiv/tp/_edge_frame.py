@@ -147,9 +147,10 @@ class EdgeFrameTensorProduct(torch.nn.Module):
     method : {"auto", "frame", "direct"}
         ``"frame"``: the SO(2) route; ``"direct"``: harmonics, then ``tp``; ``"auto"`` (default): the
         one predicted faster on a CPU by counting multiply-adds (calibrated on the measurements of
-        docs/tp.md): for ``C x (0..L) -> C x (0..L)`` products the frame from :math:`L = 3`, for
-        MACE-style products (few input degrees, many output irreps) direct; ``uvw`` the frame from
-        :math:`L = 2`; Gaunt products direct. ``method`` holds the choice.
+        docs/tp.md): for ``C x (0..L) -> C x (0..L)`` products the frame from :math:`L = 3` (shared
+        weights) or :math:`L = 5` (per-edge weights, where force training's double backward moves
+        the crossover); MACE-style products (few input degrees, many output irreps) direct; ``uvw``
+        the frame from :math:`L = 2`; Gaunt products direct. ``method`` holds the choice.
 
     Shapes
     ------
@@ -266,18 +267,19 @@ class EdgeFrameTensorProduct(torch.nn.Module):
                 f"{self.num_paths} paths, {len(self._vals)} frame coefficients)")
 
     def _auto_method(self) -> str:
-        """The route predicted faster on a CPU. ``uvu``: the frame when the direct engine's multiply-adds
-        per edge exceed 1.1x the frame's (rotations in and out plus the fibre product); this cost
-        model separates every case measured in benchmarks/results/edge_frame.md and the MACE-style
-        products (few input degrees, many output irreps: the frame loses 3-5x there), frames built
-        inside. ``uvw``: the frame from L = 2 (the direct ``uvw`` product is dense). Gaunt: direct
-        (its matrix route is faster)."""
+        """The route predicted faster on a CPU, by multiply-adds per edge: the direct engine's against
+        the frame's (rotations in and out plus the fibre product, `frame_flops`). ``uvu`` with shared
+        weights: the frame above a ratio of 1.1; with per-edge weights above 1.5, because force
+        training's double backward favours the direct engine more (benchmarks/results/edge_frame.md,
+        C = 16: frame from L = 3 shared, L = 5 per-edge; MACE-style products, few input degrees and
+        many output irreps, stay direct: the frame loses 3-5x there). ``uvw``: the frame from L = 2
+        (the direct ``uvw`` product is dense). Gaunt: direct (its matrix route is faster)."""
         if self._gaunt:
             return "direct"
         if self.mode == "uvw":
             return "frame" if self.lmax >= 2 else "direct"
         direct = sum(g.plan.flops(g.mul) for g in self.tp._groups)
-        return "frame" if direct > 1.1 * self.frame_flops() else "direct"
+        return "frame" if direct > (1.1 if self.shared_weights else 1.5) * self.frame_flops() else "direct"
 
     def frame_flops(self) -> int:
         """Multiply-adds per edge of the frame route (rotations in and out, fibre product), frames excluded."""
