@@ -332,8 +332,9 @@ class EdgeFrameTensorProduct(torch.nn.Module):
             raise ValueError(f"EdgeFrameTensorProduct: frames up to degree {self.lmax} needed, got {len(frames) - 1}")
         E = x.shape[0]
         # into the edge frame, channel-major (E, C, D1): x'_row = x_row D
-        s1 = i1.slices()
-        xp = torch.cat([_rotate(x[:, s1[a]].reshape(E, C, ir.dim), frames[ir.l]) for a, (_, ir) in enumerate(i1)], -1)
+        # (split, not slicing: the backward of a split is one cat, that of each slice a full-size zero fill)
+        xs = x.split([mul * ir.dim for mul, ir in i1], -1)
+        xp = torch.cat([_rotate(xb.reshape(E, C, ir.dim), frames[ir.l]) for xb, (_, ir) in zip(xs, i1)], -1)
         w = self._path_weights(weight)
         vals = self._vals.to(x.dtype)
         if self.mode == "uvw":  # shared, channel mixing: one (C_in D1, C_out D3) matrix
@@ -355,10 +356,10 @@ class EdgeFrameTensorProduct(torch.nn.Module):
                 block = torch.zeros(d3, E * C, dtype=x.dtype, device=x.device)
                 if len(iq):
                     kq = m.to(x.dtype) @ wt.index_select(0, used)
-                    block = block.index_add(0, jq, xt.index_select(0, iq) * kq)
+                    block.index_add_(0, jq, xt.index_select(0, iq) * kq)
                 parts.append(block)
             op = torch.cat(parts, 0).t().reshape(E, C, self._d3)
         # back: out_row = out'_row D^T
-        outs = [_rotate(op[..., self._off3[k]:self._off3[k] + ir.dim].contiguous(), frames[ir.l].transpose(-1, -2))
-                .flatten(-2) for k, (_, ir) in enumerate(io)]
+        ops = op.split([ir.dim for _, ir in io], -1)
+        outs = [_rotate(ob.contiguous(), frames[ir.l].transpose(-1, -2)).flatten(-2) for ob, (_, ir) in zip(ops, io)]
         return torch.cat(outs, -1)
