@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -124,7 +125,7 @@ def main(argv=None) -> int:
         print(f"interrupted ({', '.join(stopped)}): nothing recorded; run the same command again to resume", flush=True)
         return 130
     out = {"benchmark": "rmd17", "molecule": args.molecule, "budget_minutes_per_model": budget,
-           "command": "python benchmarks/rmd17.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "command": "python benchmarks/rmd17.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "machine": common.machine(), "device": args.device, "dtype": args.dtype, "threads": args.threads,
            "config": config, "training": {k: cfg[k] for k in ("batch_size", "lr", "optimizer", "energy_weight",
                                                                       "forces_weight", "ema_decay", "n_train", "n_valid")},
