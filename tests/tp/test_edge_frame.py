@@ -227,6 +227,36 @@ def test_clear_errors():
         fast(x, torch.tensor([[1.0, 0, 0], [0, 0, 0], [0, 1.0, 0]]))
     with pytest.raises(ValueError, match="vec"):
         fast(x)
+    r = torch.randn(3, 3)
+    with pytest.raises(ValueError, match=r"x must have shape \(E, 8\)"):
+        fast(torch.randn(3, 7), r)
+    with pytest.raises(ValueError, match="one vector per row"):
+        fast(x, torch.randn(4, 3))
+    with pytest.raises(TypeError, match="floating point"):
+        fast(x, torch.ones(3, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="NaN"):
+        fast(x, torch.tensor([[1.0, 0, 0], [float("nan"), 0, 0], [0, 1.0, 0]]))
+    with pytest.raises(ValueError, match="frames are for 5 edges"):
+        fast(x, frames=edge_frames(torch.randn(5, 3), 1))
+    with pytest.raises(ValueError, match="R must be"):
+        wigner_D_upto(2, torch.randn(4, 3))
+
+
+def test_empty_graph_and_batched_rotations():
+    """No edges gives an empty output (and gradients); wigner_D_upto takes any batch shape."""
+    tp = ChannelwiseTensorProduct("2x0e + 2x1o + 2x2e + 2x3o", "0e + 1o + 2e + 3o", "2x0e + 2x1o + 2x2e + 2x3o")
+    fast = EdgeFrameTensorProduct(tp, method="frame")
+    x = torch.zeros(0, tp.irreps_in1.dim, requires_grad=True)
+    out = fast(x, torch.zeros(0, 3))
+    assert out.shape == (0, tp.irreps_out.dim)
+    (g,) = torch.autograd.grad(out.sum(), x)
+    assert g.shape == x.shape
+    gen = torch.Generator().manual_seed(11)
+    R = random_rotation(6, dtype=F64, generator=gen).view(2, 3, 3, 3)
+    D = wigner_D_upto(3, R)
+    assert D[3].shape == (2, 3, 7, 7)
+    assert (D[3] - wigner_D_from_matrix(3, R)).abs().max() < 1e-12
+    assert wigner_D_upto(2, torch.eye(3, dtype=F64))[2].shape == (5, 5)
 
 
 def test_torch_compile_fullgraph_no_graph_break():

@@ -272,12 +272,12 @@ def wigner_D_upto(lmax: int, R: torch.Tensor) -> list[torch.Tensor]:
     lmax : int
         Largest degree :math:`L`.
     R : torch.Tensor
-        Proper rotations, shape ``(E, 3, 3)``.
+        Proper rotations, shape ``(..., 3, 3)``.
 
     Returns
     -------
     list of torch.Tensor
-        ``D[l]`` of shape ``(E, 2l+1, 2l+1)``.
+        ``D[l]`` of shape ``(..., 2l+1, 2l+1)``.
 
     Examples
     --------
@@ -287,6 +287,14 @@ def wigner_D_upto(lmax: int, R: torch.Tensor) -> list[torch.Tensor]:
     >>> bool(torch.allclose(D[5], wigner_D_from_matrix(5, R), atol=1e-12))
     True
     """
+    R = torch.as_tensor(R)
+    if R.shape[-2:] != (3, 3) or not R.is_floating_point():
+        raise ValueError(f"wigner_D_upto: R must be floating-point rotations of shape (..., 3, 3), got "
+                         f"{tuple(R.shape)} {R.dtype}")
+    if lmax < 0:
+        raise ValueError(f"wigner_D_upto: lmax must be >= 0, got {lmax}")
+    batch = R.shape[:-2]
+    R = R.reshape(-1, 3, 3)
     E = R.shape[0]
     out = [torch.ones(E, 1, 1, dtype=R.dtype, device=R.device), R][: lmax + 1]
     for l, (P1, P2t) in enumerate(_recursion_tables(lmax), start=2):
@@ -295,4 +303,4 @@ def wigner_D_upto(lmax: int, R: torch.Tensor) -> list[torch.Tensor]:
         S = (out[-1].reshape(E * n, n) @ P1).view(E, n, 3, m)  # S[e,b,c,j] = sum_d D^{l-1}[e,b,d] P[c,d,j]
         T = torch.bmm(R, S.transpose(1, 2).reshape(E, 3, n * m))  # T[e,a,(b,j)] = sum_c R[e,a,c] S[e,b,c,j]
         out.append(torch.matmul(P2t, T.view(E, 3 * n, m)))  # D[e,i,j] = sum_ab P[a,b,i] T[e,a,b,j]
-    return out
+    return [d.reshape(*batch, *d.shape[-2:]) for d in out]

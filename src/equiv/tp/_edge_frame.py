@@ -311,22 +311,37 @@ class EdgeFrameTensorProduct(torch.nn.Module):
             return w.unflatten(-1, (self.num_paths, C)).t()
         return w.unflatten(-1, (self.num_paths, C))  # (E, P, C)
 
+    def _check_inputs(self, x, vec, frames) -> None:
+        name = "EdgeFrameTensorProduct"
+        dim = self.tp.irreps_in1.dim
+        if x.dim() != 2 or x.shape[1] != dim:
+            raise ValueError(f"{name}: x must have shape (E, {dim}) for {self.tp.irreps_in1}, got {tuple(x.shape)}")
+        if vec is None:
+            if frames is None or self.method == "direct":
+                raise ValueError(f"{name}: pass the edge vectors (vec)" + ("" if self.method == "direct" else " or their frames"))
+            if frames[0].shape[0] != x.shape[0]:
+                raise ValueError(f"{name}: frames are for {frames[0].shape[0]} edges, x has {x.shape[0]}")
+            return
+        if vec.shape != (x.shape[0], 3):
+            raise ValueError(f"{name}: vec must have shape ({x.shape[0]}, 3) (one vector per row of x), "
+                             f"got {tuple(vec.shape)}")
+        if not vec.is_floating_point():
+            raise TypeError(f"{name}: vec must be floating point, got {vec.dtype}")
+        if not torch.compiler.is_compiling() and vec.numel():
+            if not bool(torch.isfinite(vec).all()):
+                raise ValueError(f"{name}: vec contains NaN or infinite values")
+            if bool((vec.abs().sum(-1) == 0).any()):
+                raise ValueError(f"{name}: zero-length edge vector (its harmonics have no direction)")
+
     def forward(self, x: torch.Tensor, vec: torch.Tensor | None = None, weight: torch.Tensor | None = None,
                 frames: list[torch.Tensor] | None = None) -> torch.Tensor:
         """``tp(x, Y(vec), weight)``; see the class docstring."""
         i1, io, C = self.tp.irreps_in1, self.tp.irreps_out, self.mul_in
+        self._check_inputs(x, vec, frames)
         if self.method == "direct":
-            if vec is None:
-                raise ValueError("EdgeFrameTensorProduct(method='direct'): pass the edge vectors (vec)")
-            if not torch.compiler.is_compiling() and bool((vec.abs().sum(-1) == 0).any()):
-                raise ValueError("EdgeFrameTensorProduct: zero-length edge vector (its harmonics have no direction)")
             y = so3.spherical_harmonics(self.tp.irreps_in2, vec, normalization=self.sh_normalization)
             return self.tp(x, y, weight)
         if frames is None:
-            if vec is None:
-                raise ValueError("EdgeFrameTensorProduct: pass the edge vectors (vec) or their frames")
-            if not torch.compiler.is_compiling() and bool((vec.abs().sum(-1) == 0).any()):
-                raise ValueError("EdgeFrameTensorProduct: zero-length edge vector (its harmonics have no direction)")
             frames = edge_frames(vec, self.lmax)
         if len(frames) <= self.lmax:
             raise ValueError(f"EdgeFrameTensorProduct: frames up to degree {self.lmax} needed, got {len(frames) - 1}")
