@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from equiv.nn.activation import moment_scale
+from equiv.nn import Gate
 from equiv.so3 import Irreps, spherical_harmonics
 
 from ._nbody_common import check_nbody_inputs
@@ -122,15 +122,17 @@ class SteerableTensorProduct(nn.Module):
         if gate and (len(self.irreps_out) == 0 or self.irreps_out[0].ir != Irreps("0e")[0].ir
                      or any(ir.l == 0 for _, ir in self.irreps_out[1:])):
             raise ValueError(f"gate=True needs irreps_out with one leading 0e block, got {self.irreps_out}")
-        self._num_scalars = scalars.dim
-        self._gated = [(m, ir.dim) for m, ir in gated]
-        norm = gate_norm and len(self._gated) > 0
-        self._silu_scale = moment_scale(nn.functional.silu) if norm else 1.0
-        self._sigmoid_scale = moment_scale(torch.sigmoid) if norm else 1.0
-        n_gates = sum(m for m, _ in self._gated) if gate else 0
+        n_gates = gated.num_irreps if gate else 0
         # the product writes [scalars, gates, gated]; scalars and gates are one 0e block
         tp_out = self.irreps_out if n_gates == 0 else Irreps(f"{scalars.dim + n_gates}x0e") + gated
         self.irreps_tp_out = tp_out.simplify() if n_gates else tp_out
+        #: the gated nonlinearity (`equiv.nn.Gate`, normalised activations with ``gate_norm``), or None
+        self.activation = None
+        if gate and n_gates:
+            self.activation = Gate(f"{scalars.dim}x0e", nn.functional.silu, f"{n_gates}x0e", torch.sigmoid, gated,
+                                   normalize=gate_norm)
+            if self.activation.input_index is not None or self.activation.irreps_in != self.irreps_tp_out:
+                raise ValueError(f"gate=True needs the irreps of irreps_out in increasing degree, got {self.irreps_out}")
         if product == "cg":
             from equiv.tp import FullyConnectedTensorProduct
 
@@ -176,17 +178,9 @@ class SteerableTensorProduct(nn.Module):
             z = z + z.new_zeros(z.shape[-1]).index_add(0, self.bias_index, self.bias.to(z.dtype))
         if not self.gate:
             return z
-        s = self._num_scalars
-        out = [nn.functional.silu(z[..., :s]) * self._silu_scale]
-        if self._gated:
-            n_g = sum(m for m, _ in self._gated)
-            gates = torch.sigmoid(z[..., s:s + n_g]) * self._sigmoid_scale
-            off, goff = s + n_g, 0
-            for m, d in self._gated:
-                block = z[..., off:off + m * d].unflatten(-1, (m, d)) * gates[..., goff:goff + m, None]
-                out.append(block.flatten(-2))
-                off, goff = off + m * d, goff + m
-        return torch.cat(out, -1)
+        if self.activation is not None:
+            return self.activation(z)
+        return nn.functional.silu(z)  # scalars only: a plain SiLU, as the reference (no normalisation)
 
     def extra_repr(self) -> str:
         return (f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}, product={self.product!r}, "

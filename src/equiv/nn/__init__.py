@@ -1,10 +1,14 @@
-"""equiv.nn — layers: Linear over irreps, Gate, norms, radial bases, frame averaging, ... (see DESIGN.md)."""
+"""equiv.nn — layers: Linear over irreps, activations and gates, batch norm, dropout, radial bases, frame
+averaging, PONITA blocks, symmetric contraction (see DESIGN.md)."""
 
 # --- equivariant linear layer (owner: tensor-product engineer) ---
 from equiv.nn._linear import Linear
 
-# --- activation scales (e3nn's normalize2mom) ---
-from equiv.nn.activation import moment_scale
+# --- nonlinearities, normalisation, dropout (e3nn's semantics) ---
+from equiv.nn.activation import Activation, moment_scale
+from equiv.nn.batchnorm import BatchNorm
+from equiv.nn.dropout import Dropout
+from equiv.nn.gate import Gate, NormActivation
 
 # --- frame averaging (owner: N-body engineer) ---
 from equiv.nn.frame_averaging import FrameAveraging, from_frames, pca_frames, to_frames
@@ -19,6 +23,8 @@ from equiv.nn.symmetric_contraction import SymmetricContraction, symmetric_coupl
 __all__ = [
     # linear
     "Linear", "moment_scale",
+    # nonlinearities, normalisation, dropout
+    "Activation", "Gate", "NormActivation", "BatchNorm", "Dropout",
     # frame averaging
     "FrameAveraging", "from_frames", "pca_frames", "to_frames",
     # PONITA blocks
