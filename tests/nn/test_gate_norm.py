@@ -284,3 +284,18 @@ def test_docstring_examples():
     for name in ("equiv.nn.activation", "equiv.nn.gate", "equiv.nn.batchnorm", "equiv.nn.dropout"):
         result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0 and result.attempted > 0
+
+
+def test_docs_example_runs(capsys):
+    """The steerable block of docs/nn.md runs and is equivariant to the printed precision."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[2] / "docs" / "nn.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    default = torch.get_default_dtype()
+    try:
+        exec(compile(code, "docs/nn.md", "exec"), {})
+    finally:
+        torch.set_default_dtype(default)
+    assert float(capsys.readouterr().out.split()[-1]) < 1e-12
