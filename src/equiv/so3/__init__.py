@@ -8,6 +8,7 @@
 - `gaunt`: integrals of three real spherical harmonics, exact, any degree.
 - `sphere_grid`: Gauss–Legendre × uniform quadrature on the sphere, exact to a band limit.
 - `angles_to_matrix`, `matrix_to_angles`, `random_rotation`, ...: rotations.
+- `CartesianTensor`: Cartesian tensors with index symmetries (``"ij=ji"``) as irreps, both ways.
 
 See docs/so3.md for the conventions and the measured agreement with e3nn.
 
@@ -16,6 +17,7 @@ See docs/so3.md for the conventions and the measured agreement with e3nn.
 40
 """
 
+from ._cartesian import CartesianTensor
 from ._clebsch_gordan import CG_CONVENTIONS, clebsch_gordan, convention_sign, wigner_3j_complex
 from ._gaunt import gaunt
 from ._grid import SphereGrid, sphere_grid
@@ -60,4 +62,5 @@ __all__ = [
     "gaunt",
     "SphereGrid",
     "sphere_grid",
+    "CartesianTensor",
 ]

@@ -1,0 +1,106 @@
+"""equiv.so3.CartesianTensor: irreps and subspaces as e3nn's CartesianTensor, equivariance under O(3),
+orthonormal change of basis, round trips, physics checks, errors."""
+
+import pickle
+
+import pytest
+import torch
+
+from equiv.so3 import CartesianTensor, Irreps, random_rotation
+
+FORMULAS = ["ij", "ij=ji", "ij=-ji", "ijk", "ijk=jik", "ijk=-jik=-ikj", "ijkl", "ijkl=jikl=klij",
+            "ijkl=jikl=ijlk=klij", "ijklm=jiklm"]
+
+
+def _act(R, T, n):
+    """:math:`R^{\\otimes n} T` for ``T (batch, 3, ..., 3)`` and ``R (batch, 3, 3)``."""
+    for axis in range(n):
+        T = torch.movedim(torch.einsum("bij,b...j->b...i", R, torch.movedim(T, 1 + axis, -1)), -1, 1 + axis)
+    return T
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_same_irreps_and_subspaces_as_e3nn(formula):
+    ECT = pytest.importorskip("e3nn.io").CartesianTensor
+    ours, ref = CartesianTensor(formula), ECT(formula)
+    assert ours == Irreps(str(ref))
+    qa = ours.change_of_basis().reshape(ours.dim, -1)
+    qb = ref.reduced_tensor_products().change_of_basis.to(torch.float64).reshape(ref.dim, -1)
+    start = 0
+    for (mul, ir), sl in zip(ours, ours.slices()):
+        a, b = qa[sl], qb[sl]
+        assert torch.allclose(a.T @ a, b.T @ b, atol=1e-6), (formula, ir)  # the same space of tensors
+        if mul == 1:  # unique up to sign
+            sign = torch.sign((a * b).sum())
+            assert torch.allclose(a, sign * b, atol=1e-6), (formula, ir)
+        start += mul * ir.dim
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_equivariant_orthonormal_round_trip(formula, dtype):
+    ct = CartesianTensor(formula)
+    n = len(ct.indices)
+    Q = ct.change_of_basis(dtype).reshape(ct.dim, -1)
+    eye = torch.eye(ct.dim, dtype=dtype)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    assert (Q @ Q.T - eye).abs().max() < tol
+    x = ct.randn(6, -1, dtype=dtype)
+    T = ct.to_cartesian(x)
+    assert T.shape == (6,) + (3,) * n
+    assert (ct.from_cartesian(T) - x).abs().max() < 10 * tol
+    R = random_rotation(6, dtype=dtype)
+    R[3:] = -R[3:]  # reflections too
+    lhs = ct.from_cartesian(_act(R, T, n))
+    rhs = torch.einsum("bij,bj->bi", ct.D_from_matrix(R), x)
+    assert (lhs - rhs).abs().max() < 100 * tol * max(1.0, rhs.abs().max().item())
+
+
+def test_symmetric_tensors_and_physics():
+    sym = CartesianTensor("ij=ji")
+    assert sym == Irreps("0e + 2e")
+    A = torch.randn(5, 3, 3, dtype=torch.float64)
+    S = (A + A.transpose(1, 2)) / 2
+    assert torch.allclose(sym.from_cartesian(A), sym.from_cartesian(S))  # projected onto symmetric part
+    assert torch.allclose(sym.to_cartesian(sym.from_cartesian(S)), S)
+    x = sym.from_cartesian(S)
+    trace = S.diagonal(dim1=1, dim2=2).sum(-1)
+    assert torch.allclose(x[:, 0], trace / 3**0.5)  # 0e: the trace (pressure of a stress tensor)
+    assert torch.allclose(x[:, 1:].norm(dim=-1), (S - trace[:, None, None] / 3 * torch.eye(3)).flatten(1).norm(dim=-1))
+    iso = sym.from_cartesian(2.5 * torch.eye(3, dtype=torch.float64))
+    assert iso[1:].abs().max() < 1e-14  # an isotropic tensor has no 2e part
+    anti = CartesianTensor("ij=-ji")
+    assert anti == Irreps("1e")  # an antisymmetric matrix is an axial vector
+    v = torch.tensor([0.3, -1.2, 0.7], dtype=torch.float64)
+    W = torch.tensor([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    assert torch.allclose(anti.from_cartesian(W).abs().sort().values, (v.abs() * 2**0.5).sort().values)
+    assert CartesianTensor("ijk=-jik=-ikj") == Irreps("0o")  # the Levi-Civita tensor: a pseudo-scalar
+    assert CartesianTensor("ijkl=jikl=ijlk=klij").dim == 21  # elasticity
+
+
+def test_pickle_and_irreps_api():
+    ct = CartesianTensor("ijk=jik")
+    back = pickle.loads(pickle.dumps(ct))
+    assert back == ct and back.formula == "ijk=jik" and torch.equal(back.change_of_basis(), ct.change_of_basis())
+    assert ct.dim == 18 and ct.lmax == 3 and isinstance(ct, Irreps)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="repeated index"):
+        CartesianTensor("ii")
+    with pytest.raises(ValueError, match="not a permutation"):
+        CartesianTensor("ij=jk")
+    with pytest.raises(ValueError, match="forces the tensor to zero"):
+        CartesianTensor("ij=-ij")
+    with pytest.raises(ValueError, match="forces the tensor to zero"):
+        CartesianTensor("ijk=jik=-jik")
+    with pytest.raises(ValueError, match="formula must look like"):
+        CartesianTensor("i j = 2")
+    with pytest.raises(ValueError, match="at most 6 indices"):
+        CartesianTensor("ijklmnp")
+    ct = CartesianTensor("ij")
+    with pytest.raises(ValueError, match=r"expected shape \(..., 3, 3\)"):
+        ct.from_cartesian(torch.randn(4, 3))
+    with pytest.raises(ValueError, match=r"expected shape \(..., 9\)"):
+        ct.to_cartesian(torch.randn(4, 8))
+    with pytest.raises(ValueError, match="floating-point"):
+        ct.from_cartesian(torch.ones(3, 3, dtype=torch.long))
