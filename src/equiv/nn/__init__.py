@@ -9,6 +9,7 @@ from equiv.nn.activation import Activation, moment_scale
 from equiv.nn.batchnorm import BatchNorm
 from equiv.nn.dropout import Dropout
 from equiv.nn.gate import Gate, NormActivation
+from equiv.nn.mlp import FullyConnectedNet
 
 # --- frame averaging (owner: N-body engineer) ---
 from equiv.nn.frame_averaging import FrameAveraging, from_frames, pca_frames, to_frames
@@ -18,18 +19,20 @@ from equiv.nn._ponita import ConvNeXtBlock, PolynomialFeatures, SeparableFiberBu
 
 # --- radial bases and symmetric contraction (owner: MACE engineer) ---
 from equiv.nn.radial import BesselBasis, PolynomialCutoff, RadialEmbedding, bessel_basis, polynomial_cutoff
+from equiv.nn.soft_basis import soft_one_hot_linspace, soft_unit_step
 from equiv.nn.symmetric_contraction import SymmetricContraction, symmetric_coupling_basis
 
 __all__ = [
     # linear
     "Linear", "moment_scale",
     # nonlinearities, normalisation, dropout
-    "Activation", "Gate", "NormActivation", "BatchNorm", "Dropout",
+    "Activation", "Gate", "NormActivation", "BatchNorm", "Dropout", "FullyConnectedNet",
     # frame averaging
     "FrameAveraging", "from_frames", "pca_frames", "to_frames",
     # PONITA blocks
     "ConvNeXtBlock", "PolynomialFeatures", "SeparableFiberBundleConv", "repulsion_grid",
     # radial bases, symmetric contraction
     "BesselBasis", "PolynomialCutoff", "RadialEmbedding", "bessel_basis", "polynomial_cutoff",
+    "soft_one_hot_linspace", "soft_unit_step",
     "SymmetricContraction", "symmetric_coupling_basis",
 ]
