@@ -62,10 +62,10 @@ class FullyConnectedNet(nn.Sequential):
     --------
     >>> import torch
     >>> net = FullyConnectedNet([8, 64, 64, 3], torch.nn.functional.silu)
-    >>> x = torch.randn(10000, 8)
-    >>> y = net(x).detach()
-    >>> y.shape, 0.5 < float(y.var()) < 2.0
-    (torch.Size([10000, 3]), True)
+    >>> [tuple(p.shape) for p in net.parameters()]
+    [(8, 64), (64, 64), (64, 3)]
+    >>> net(torch.randn(10, 8)).shape
+    torch.Size([10, 3])
     """
 
     def __init__(self, hs: Sequence[int], act: Callable | None = None, variance_in: float = 1.0,
