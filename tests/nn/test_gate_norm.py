@@ -282,7 +282,7 @@ def test_dropout_equivariant(dtype):
 
 def test_docstring_examples():
     for name in ("equiv.nn.activation", "equiv.nn.gate", "equiv.nn.batchnorm", "equiv.nn.dropout",
-                 "equiv.nn.mlp", "equiv.nn.soft_basis"):
+                 "equiv.nn.mlp", "equiv.nn.soft_basis", "equiv.nn.s2_activation"):
         result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0 and result.attempted > 0
 

@@ -10,6 +10,7 @@ from equiv.nn.batchnorm import BatchNorm
 from equiv.nn.dropout import Dropout
 from equiv.nn.gate import Gate, NormActivation
 from equiv.nn.mlp import FullyConnectedNet
+from equiv.nn.s2_activation import S2Activation, s2_irreps
 
 # --- frame averaging (owner: N-body engineer) ---
 from equiv.nn.frame_averaging import FrameAveraging, from_frames, pca_frames, to_frames
@@ -27,6 +28,7 @@ __all__ = [
     "Linear", "moment_scale",
     # nonlinearities, normalisation, dropout
     "Activation", "Gate", "NormActivation", "BatchNorm", "Dropout", "FullyConnectedNet",
+    "S2Activation", "s2_irreps",
     # frame averaging
     "FrameAveraging", "from_frames", "pca_frames", "to_frames",
     # PONITA blocks
