@@ -300,3 +300,28 @@ def test_docs_example_runs(capsys):
     finally:
         torch.set_default_dtype(default)
     assert float(capsys.readouterr().out.split()[-1]) < 1e-12
+
+
+@pytest.mark.slow
+def test_layers_compile_without_graph_breaks():
+    """Gate, BatchNorm (training: running statistics updated in the graph), Dropout, NormActivation
+    and S2Activation under torch.compile(fullgraph=True) give the eager outputs."""
+    from equiv.nn import Linear, S2Activation
+
+    hidden = Irreps("16x0e + 8x1o + 4x2e")
+    gate = Gate.for_irreps(hidden)
+    block = torch.nn.Sequential(Linear("8x0e + 4x1o", gate.irreps_in), gate, BatchNorm(hidden),
+                                Dropout(hidden, 0.1), NormActivation(hidden, torch.sigmoid),
+                                Linear(hidden, "0e + 1o + 2e"), S2Activation("0e + 1o + 2e", silu))
+    x = Irreps("8x0e + 4x1o").randn(32, -1)
+    compiled = torch.compile(block, fullgraph=True)
+    import torch._inductor.config as inductor_config
+
+    torch.manual_seed(3)
+    with inductor_config.patch(fallback_random=True):  # the compiled dropout draws eager's random numbers
+        a = compiled(x)
+    stats = block[2].running_var.clone()
+    block[2].running_var.fill_(1.0), block[2].running_mean.zero_()
+    torch.manual_seed(3)
+    b = block(x)
+    assert (a - b).abs().max() < 1e-5 and torch.allclose(block[2].running_var, stats)
