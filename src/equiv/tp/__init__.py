@@ -30,6 +30,7 @@ from ._sub import (
     ElementwiseTensorProduct,
     FullTensorProduct,
     FullyConnectedTensorProduct,
+    TensorSquare,
     channelwise_irreps_out,
 )
 from ._tensor_product import TensorProduct
@@ -41,6 +42,7 @@ __all__ = [
     "ChannelwiseTensorProduct",
     "ElementwiseTensorProduct",
     "FullTensorProduct",
+    "TensorSquare",
     "channelwise_irreps_out",
     "message_passing",
     "MessagePassingTensorProduct",

@@ -1,4 +1,4 @@
-r"""Convenience tensor products: fully connected, channelwise, elementwise, full (e3nn-compatible)."""
+r"""Convenience tensor products: fully connected, channelwise, elementwise, full, square (e3nn-compatible)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ __all__ = [
     "ElementwiseTensorProduct",
     "FullTensorProduct",
     "channelwise_irreps_out",
+    "TensorSquare",
 ]
 
 
@@ -181,3 +182,108 @@ class FullTensorProduct(TensorProduct):
         out, perm, _ = so3.Irreps(out).sort()
         instr = [(a, b, perm[c], mode, w) for a, b, c, mode, w in instr]
         super().__init__(i1, i2, out, instr, **kwargs)
+
+
+def _square_alpha(normalization: str, ir1, ir_out, diagonal: bool) -> float:
+    """Path weight of a square path (e3nn's constants). ``diagonal``: a channel times itself (mode
+    ``uuu``), whose symmetric product has a different second moment (for l = 0 the square of one
+    copy, :math:`E[(x\\cdot x)^2]` includes the variance of :math:`|x|^2`)."""
+    if normalization == "none":
+        return 1.0
+    if not diagonal:
+        return float(ir_out.dim) if normalization == "component" else float(ir1.dim * ir1.dim)
+    if normalization == "component":
+        return ir_out.dim / (ir1.dim + 2) if ir_out.l == 0 else ir_out.dim / 2
+    return float(ir_out.dim * ir1.dim) if ir_out.l == 0 else ir1.dim * (ir1.dim + 2) / 2
+
+
+def _square_alpha_pair(normalization: str, ir1, ir2, ir_out) -> float:
+    if normalization == "none":
+        return 1.0
+    return float(ir_out.dim) if normalization == "component" else float(ir1.dim * ir2.dim)
+
+
+class TensorSquare(TensorProduct):
+    r"""The tensor product of a feature with itself, without repeated pairs (e3nn's ``TensorSquare``).
+
+    :math:`x \otimes x` holds each unordered pair of channels twice and the antisymmetric part of a
+    channel with itself vanishes, so only these paths are kept (blocks :math:`i, j` of the simplified
+    ``irreps_in``):
+
+    * :math:`i < j`: every pair of channels (mode ``uvuv``, or ``uvw`` with weights);
+    * :math:`i = j`: pairs :math:`u < v` (mode ``uvu<v``, or ``u<vw``), and each channel with itself
+      (``uuu``) into even :math:`l_\text{out}` only — the symmetric part.
+
+    Without ``irreps_out`` there are no weights and the output irreps are all the products (sorted;
+    ``filter_ir_out`` keeps some); with ``irreps_out`` the paths are fully connected with learned
+    weights. The path weights are e3nn's (``irrep_normalization`` ``"component"``, ``"norm"`` or
+    ``"none"``), including its constants for the diagonal ``uuu`` paths, so the output equals
+    ``e3nn.o3.TensorSquare``'s with the same weights.
+
+    Shapes: ``x (..., irreps_in.dim)`` (and ``weight`` as `TensorProduct`) → ``(..., irreps_out.dim)``.
+
+    Examples
+    --------
+    >>> from equiv.tp import TensorSquare
+    >>> sq = TensorSquare("2x1o")
+    >>> sq.irreps_out         # pairs u<v: 0e+1e+2e; each vector with itself: 0e+2e (no 1e)
+    1x0e+2x0e+1x1e+1x2e+2x2e
+    >>> TensorSquare("2x1o", irreps_out="4x0e").weight_numel
+    12
+    """
+
+    def __init__(self, irreps_in, irreps_out=None, filter_ir_out=None, irrep_normalization: str | None = None,
+                 **kwargs):
+        normalization = "component" if irrep_normalization is None else irrep_normalization
+        if normalization not in ("component", "norm", "none"):
+            raise ValueError(f"TensorSquare: irrep_normalization must be 'component', 'norm' or 'none', "
+                             f"got {irrep_normalization!r}")
+        irreps_in = _irreps(irreps_in, "TensorSquare: irreps_in").simplify()
+        filt = _filter(filter_ir_out, "TensorSquare")
+        if irreps_out is not None and filt is not None:
+            raise ValueError("TensorSquare: give irreps_out or filter_ir_out, not both")
+        instr = []
+        if irreps_out is None:
+            out = []
+            for a, (mul1, ir1) in enumerate(irreps_in):
+                for b, (mul2, ir2) in enumerate(irreps_in):
+                    if b < a:
+                        continue
+                    for ir_out in ir1 * ir2:
+                        if filt is not None and ir_out not in filt:
+                            continue
+                        if a < b:
+                            instr.append((a, b, len(out), "uvuv", False, _square_alpha_pair(normalization, ir1, ir2, ir_out)))
+                            out.append((mul1 * mul2, ir_out))
+                            continue
+                        if mul1 > 1:
+                            instr.append((a, a, len(out), "uvu<v", False, _square_alpha(normalization, ir1, ir_out, False)))
+                            out.append((mul1 * (mul1 - 1) // 2, ir_out))
+                        if ir_out.l % 2 == 0:
+                            instr.append((a, a, len(out), "uuu", False, _square_alpha(normalization, ir1, ir_out, True)))
+                            out.append((mul1, ir_out))
+            order = so3.Irreps(out).sort()
+            irreps_out = order.irreps
+            instr = [(a, b, order.p[c], mode, train, alpha) for a, b, c, mode, train, alpha in instr]
+        else:
+            irreps_out = _irreps(irreps_out, "TensorSquare: irreps_out").simplify()
+            for a, (mul1, ir1) in enumerate(irreps_in):
+                for b, (mul2, ir2) in enumerate(irreps_in):
+                    if b < a:
+                        continue
+                    for c, (_, ir_out) in enumerate(irreps_out):
+                        if ir_out not in ir1 * ir2:
+                            continue
+                        if a < b:
+                            instr.append((a, b, c, "uvw", True, _square_alpha_pair(normalization, ir1, ir2, ir_out)))
+                            continue
+                        if mul1 > 1:
+                            instr.append((a, a, c, "u<vw", True, _square_alpha(normalization, ir1, ir_out, False)))
+                        if ir_out.l % 2 == 0:
+                            instr.append((a, a, c, "uuw", True, _square_alpha(normalization, ir1, ir_out, True)))
+        super().__init__(irreps_in, irreps_in, irreps_out, instr, irrep_normalization="none", **kwargs)
+        self.irreps_in = irreps_in
+
+    def forward(self, x, weight=None):
+        """:math:`x \\otimes x` restricted to the square's paths."""
+        return super().forward(x, x, weight)
