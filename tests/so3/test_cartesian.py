@@ -104,3 +104,36 @@ def test_errors():
         ct.to_cartesian(torch.randn(4, 8))
     with pytest.raises(ValueError, match="floating-point"):
         ct.from_cartesian(torch.ones(3, 3, dtype=torch.long))
+
+
+def test_assert_equivariant_with_cartesian_outputs():
+    """equiv.symmetry checks tensor-valued functions described by a CartesianTensor."""
+    from equiv.symmetry import assert_equivariant, equivariance_error
+
+    x = torch.randn(6, 3, dtype=torch.float64)
+    second_moment = lambda v: torch.einsum("ni,nj->ij", v, v)  # noqa: E731
+    assert_equivariant(second_moment, [x], ["cartesian_vectors"], [CartesianTensor("ij=ji")], translations=False)
+    third = lambda v: torch.einsum("ni,nj,nk->ijk", v, v, v)  # noqa: E731 - odd rank: flips under inversion
+    assert_equivariant(third, [x], ["cartesian_vectors"], [CartesianTensor("ijk=jik=ikj")], translations=False)
+    broken = lambda v: second_moment(v) + torch.diag(v[0])  # noqa: E731
+    report = equivariance_error(broken, [x], ["cartesian_vectors"], [CartesianTensor("ij=ji")], translations=False)
+    assert report.max_error > 1e-2
+    with pytest.raises(ValueError, match=r"expected shape \(..., 3, 3\)"):
+        equivariance_error(lambda v: v, [x[0]], ["cartesian_vectors"], [CartesianTensor("ij")], translations=False)
+
+
+def test_group_act_on_cartesian_tensors():
+    """equiv.groups acts on CartesianTensor inputs index by index (one element or one per sample)."""
+    from equiv.groups import O3, Scaling
+
+    v = torch.randn(4, 3, dtype=torch.float64)
+    T = torch.einsum("bi,bj->bij", v, v)
+    ct = CartesianTensor("ij=ji")
+    for G in (O3(), Scaling()):
+        g = G.sample(4).to(torch.float64)
+        gv = G.act(g, v, "cartesian_vectors")
+        assert torch.allclose(G.act(g, T, ct), torch.einsum("bi,bj->bij", gv, gv))
+        gv0 = G.act(g[0], v, "cartesian_vectors")
+        assert torch.allclose(G.act(g[0], T, ct), torch.einsum("bi,bj->bij", gv0, gv0))
+    with pytest.raises(ValueError, match="needs x of shape"):
+        O3().act(O3().sample(1)[0], v, ct)

@@ -18,6 +18,8 @@ Input kinds (the same vocabulary as :func:`equiv.symmetry.assert_equivariant`)
     displacements, velocities, forces ``(..., 3)``: :math:`v \\mapsto L v` (not translated).
 an irreps string, :class:`equiv.so3.Irreps` or :class:`equiv.groups.Rep`
     features on the last axis: :math:`f \\mapsto \\rho(L) f` (irreps need an orthogonal ``L``).
+:class:`equiv.so3.CartesianTensor`
+    Cartesian tensors ``(..., 3, ..., 3)``: :math:`T \\mapsto L^{\\otimes n} T` (every index).
 ``"image"``
     images ``(..., H, W)`` with pixel coordinates centred on the image, ``x`` to the right, ``y`` up,
     one unit per pixel: :math:`I \\mapsto I \\circ g^{-1}` restricted to the image plane, resampled
@@ -36,6 +38,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+
+from equiv.so3 import CartesianTensor
 
 from ._reps import Rep, _is_irreps, as_rep
 
@@ -190,6 +194,14 @@ class Group:
             if kind == "cartesian_points" and t is not None:
                 y = y + (t if g.ndim == 2 else t.reshape(t.shape[0], *([1] * (x.ndim - 2)), 3))
             return y
+        if isinstance(kind, CartesianTensor):  # (..., 3, ..., 3): T -> L^{(x) n} T, index by index
+            n = len(kind.indices)
+            if x.ndim < n + (g.ndim == 3) or x.shape[x.ndim - n:] != (3,) * n:
+                raise ValueError(f"{self.name}.act: CartesianTensor({kind.formula!r}) needs x of shape "
+                                 f"(..., {', '.join(['3'] * n)}), got {tuple(x.shape)}")
+            for axis in range(x.ndim - n, x.ndim):
+                x = torch.movedim(_apply_matrix(L, torch.movedim(x, axis, -1)), -1, axis)
+            return x
         if isinstance(kind, (Rep, str)) or _is_irreps(kind):
             try:
                 rep = as_rep(kind)

@@ -25,6 +25,8 @@ entry                        action of :math:`g = (\pm R, t, \pi)`
 ``"cartesian_points"``        positions ``(..., 3)``: :math:`x \mapsto \pm R x + t` (inverted
                               through the origin for improper :math:`g`, then translated)
 ``"cartesian_vectors"``       ``(..., 3)`` like ``"1o"``: :math:`v \mapsto \pm R v`, never translated
+``CartesianTensor(f)``        ``(..., 3, ..., 3)``: every index rotates, :math:`T \mapsto (\pm R)^{\otimes n} T`
+                              (stress, polarisability: ``equiv.so3.CartesianTensor("ij=ji")``)
 ``None``                      untouched: invariant scalars, masks, charges, integer indices;
                               an output marked ``None`` must be invariant
 ==========================  ===================================================================
@@ -50,7 +52,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from equiv.so3 import Irreps, random_rotation
+from equiv.so3 import CartesianTensor, Irreps, random_rotation
 
 __all__ = ["EquivarianceReport", "equivariance_error", "assert_equivariant", "default_tolerance"]
 
@@ -194,6 +196,15 @@ def _act(x, kind, g: torch.Tensor, t: torch.Tensor, D_cache: dict, where: str):
         if kind == "cartesian_points":
             y = y + t.to(x)
         return y
+    if isinstance(kind, CartesianTensor):  # (..., 3, ..., 3): every index rotates
+        n = len(kind.indices)
+        if x.shape[x.dim() - n:] != (3,) * n or x.dim() < n:
+            raise ValueError(f"{where}: described as CartesianTensor({kind.formula!r}), expected shape "
+                             f"(..., {', '.join(['3'] * n)}), got {tuple(x.shape)}")
+        gx = g.to(x)
+        for axis in range(x.dim() - n, x.dim()):
+            x = torch.movedim(torch.movedim(x, axis, -1) @ gx.T, -1, axis)
+        return x
     if x.dim() == 0 and kind.dim == 1:  # a 0-d scalar described as "0e" / "0o"
         return _act(x[None], kind, g, t, D_cache, where)[0]
     if x.shape[-1:] != (kind.dim,):
