@@ -9,8 +9,9 @@ from equiv.models._potential_registry import (
 )
 from equiv.models._toy_potential import ToyPotential
 
-# --- MACE (owner: MACE engineer) ---
+# --- MACE, NequIP (owner: MACE engineer) ---
 from equiv.models.mace import MACE
+from equiv.models.nequip import NequIP
 
 # --- N-body models (owner: N-body engineer) ---
 from equiv.models.egnn import EGNN, EGNNLayer
@@ -22,8 +23,8 @@ from equiv.models.segnn import SEGNN, SEGNNLayer, SteerableTensorProduct, weight
 __all__ = [
     # interatomic potentials
     "available_potentials", "get_potential_class", "potential_name", "register_potential", "ToyPotential",
-    # MACE
-    "MACE",
+    # MACE, NequIP
+    "MACE", "NequIP",
     # N-body
     "EGNN", "EGNNLayer", "FrameAveragedGNN", "GNNLayer", "PlainGNN", "NBodyMLP", "Ponita",
     "SEGNN", "SEGNNLayer", "SteerableTensorProduct", "weight_balanced_irreps",
