@@ -137,3 +137,59 @@ def test_group_act_on_cartesian_tensors():
         assert torch.allclose(G.act(g[0], T, ct), torch.einsum("bi,bj->bij", gv0, gv0))
     with pytest.raises(ValueError, match="needs x of shape"):
         O3().act(O3().sample(1)[0], v, ct)
+
+
+RTP_CASES = [("ij=ji", dict(i="1o")), ("ijk=jik", dict(i="0e + 1o", k="1e")), ("ij", dict(i="1o", j="2e")),
+             ("ij=-ji", dict(i="2x1o")), ("ijk=jki", dict(i="1e")), ("ijkl=jikl=klij", dict(i="1o"))]
+
+
+@pytest.mark.parametrize("formula,kw", RTP_CASES)
+def test_reduced_tensor_products_as_e3nn(formula, kw):
+    from equiv.so3 import ReducedTensorProducts
+
+    RE = pytest.importorskip("e3nn.o3").ReducedTensorProducts
+    ours, ref = ReducedTensorProducts(formula, **kw).double(), RE(formula, **kw)
+    assert ours.irreps_out == Irreps(str(ref.irreps_out)).simplify()
+    qa = ours.change_of_basis.flatten(1)
+    qb = ref.change_of_basis.flatten(1).to(torch.float64)
+    assert torch.allclose(qa @ qa.T, torch.eye(qa.shape[0], dtype=torch.float64), atol=1e-12)
+    for (mul, ir), sl in zip(ours.irreps_out, ours.irreps_out.slices()):
+        rows = [k for (_, ir2), sl2 in zip(ref.irreps_out, ref.irreps_out.slices()) if ir2 == ir
+                for k in range(sl2.start, sl2.stop)]
+        assert torch.allclose(qa[sl].T @ qa[sl], qb[rows].T @ qb[rows], atol=1e-6), ir  # the same spaces
+
+
+def test_reduced_tensor_products_forward_and_symmetry(dtype):
+    from equiv.so3 import ReducedTensorProducts
+
+    sym = ReducedTensorProducts("ij=ji", i="1o + 2e").to(dtype)
+    a, b = sym.irreps_in[0].randn(4, -1, dtype=dtype), sym.irreps_in[0].randn(4, -1, dtype=dtype)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    assert (sym(a, b) - sym(b, a)).abs().max() < tol  # symmetric in its two inputs
+    expected = torch.einsum("zij,bi,bj->bz", sym.change_of_basis, a, b)
+    assert (sym(a, b) - expected).abs().max() < tol
+    anti = ReducedTensorProducts("ij=-ji", i="1o").to(dtype)
+    assert (anti(a[:, :3], b[:, :3]) + anti(b[:, :3], a[:, :3])).abs().max() < tol
+    assert anti.irreps_out == Irreps("1e")  # the cross product
+    assert_equivariant_ = __import__("equiv.symmetry", fromlist=["assert_equivariant"]).assert_equivariant
+    mixed = ReducedTensorProducts("ijk=jik", i="0e + 1o", k="1e").to(dtype)
+    xs = [irr.randn(3, -1, dtype=dtype) for irr in mixed.irreps_in]
+    assert_equivariant_(mixed, xs, mixed.irreps_in, [mixed.irreps_out], translations=False)
+    only = ReducedTensorProducts("ijk=jik", filter_ir_out=["1e"], i="0e + 1o", k="1e")
+    assert only.irreps_out == Irreps("3x1e") and only.change_of_basis.shape[0] == 9
+
+
+def test_reduced_tensor_products_errors():
+    from equiv.so3 import ReducedTensorProducts
+
+    with pytest.raises(ValueError, match="no irreps for index 'j'"):
+        ReducedTensorProducts("ij", i="1o")
+    with pytest.raises(ValueError, match="exchanged by the formula"):
+        ReducedTensorProducts("ij=ji", i="1o", j="1e")
+    with pytest.raises(ValueError, match="not in the formula"):
+        ReducedTensorProducts("ij=ji", i="1o", k="1o")
+    rtp = ReducedTensorProducts("ij=ji", i="1o")
+    with pytest.raises(ValueError, match="expected 2 inputs"):
+        rtp(torch.randn(3))
+    with pytest.raises(ValueError, match="last dimension 3"):
+        rtp(torch.randn(4), torch.randn(3))

@@ -8,7 +8,8 @@
 - `gaunt`: integrals of three real spherical harmonics, exact, any degree.
 - `sphere_grid`: Gauss–Legendre × uniform quadrature on the sphere, exact to a band limit.
 - `angles_to_matrix`, `matrix_to_angles`, `random_rotation`, ...: rotations.
-- `CartesianTensor`: Cartesian tensors with index symmetries (``"ij=ji"``) as irreps, both ways.
+- `CartesianTensor`: Cartesian tensors with index symmetries (``"ij=ji"``) as irreps, both ways;
+  `ReducedTensorProducts`: the same for products of irreps features.
 
 See docs/so3.md for the conventions and the measured agreement with e3nn.
 
@@ -17,7 +18,7 @@ See docs/so3.md for the conventions and the measured agreement with e3nn.
 40
 """
 
-from ._cartesian import CartesianTensor
+from ._cartesian import CartesianTensor, ReducedTensorProducts
 from ._clebsch_gordan import CG_CONVENTIONS, clebsch_gordan, convention_sign, wigner_3j_complex
 from ._gaunt import gaunt
 from ._grid import SphereGrid, sphere_grid
@@ -63,4 +64,5 @@ __all__ = [
     "SphereGrid",
     "sphere_grid",
     "CartesianTensor",
+    "ReducedTensorProducts",
 ]

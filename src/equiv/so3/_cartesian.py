@@ -48,7 +48,7 @@ from ._irreps import Irrep, Irreps
 from ._rotation import angles_to_matrix
 from ._wigner import wigner_D_from_matrix
 
-__all__ = ["CartesianTensor"]
+__all__ = ["CartesianTensor", "ReducedTensorProducts"]
 
 _TOL = 1e-9
 
@@ -94,13 +94,13 @@ def _group(n: int, relations) -> list[tuple[tuple[int, ...], int]]:
     return list(elements.items())
 
 
-def _tensor_power(R: np.ndarray, V: np.ndarray, n: int) -> np.ndarray:
-    """:math:`R^{\\otimes n}` applied to the columns of ``V (3^n, k)``."""
-    k = V.shape[1]
-    T = V.reshape((3,) * n + (k,))
-    for axis in range(n):
-        T = np.moveaxis(np.tensordot(R, T, axes=([1], [axis])), 0, axis)
-    return T.reshape(3**n, k)
+def _apply_each(mats, V: np.ndarray) -> np.ndarray:
+    """:math:`M_1 \otimes \dots \otimes M_n` applied to the columns of ``V (prod d_k, k)``."""
+    dims = [m.shape[1] for m in mats]
+    T = V.reshape(tuple(dims) + (V.shape[1],))
+    for axis, M in enumerate(mats):
+        T = np.moveaxis(np.tensordot(M, T, axes=([1], [axis])), 0, axis)
+    return T.reshape(-1, V.shape[1])
 
 
 def _rref(rows: np.ndarray) -> np.ndarray:
@@ -124,15 +124,17 @@ def _rref(rows: np.ndarray) -> np.ndarray:
     return A
 
 
-@functools.lru_cache(maxsize=None)
-def _change_of_basis(formula: str) -> tuple[Irreps, np.ndarray]:
-    indices, relations = _parse(formula)
-    n = len(indices)
-    if n > 6:
-        raise ValueError(f"CartesianTensor: at most 6 indices are supported, got {n} in {formula!r}")
-    N = 3**n
+_ROTATIONS = ((0.7, 1.1, -0.4), (-1.3, 0.5, 2.2))
+
+
+def _reduce(name: str, n: int, relations, reps) -> tuple[Irreps, np.ndarray]:
+    """Change of basis of the tensors with index symmetries ``relations`` whose index ``k`` carries the
+    representation ``reps[k] = (D(R) -> matrix, generators (3, d, d), parity vector (d,))``; returns the
+    irreps (sorted) and ``Q (dim, d_1 * ... * d_n)`` with orthonormal rows (module docstring)."""
+    dims = [len(rep[2]) for rep in reps]
+    N = int(np.prod(dims))
     # (1) projector onto the tensors allowed by the index symmetries
-    eye = np.eye(N).reshape((N,) + (3,) * n)
+    eye = np.eye(N).reshape((N,) + tuple(dims))
     P = np.zeros((N, N))
     group = _group(n, relations)
     for perm, sign in group:
@@ -140,57 +142,76 @@ def _change_of_basis(formula: str) -> tuple[Irreps, np.ndarray]:
     P /= len(group)
     w, v = np.linalg.eigh((P + P.T) / 2)
     B = v[:, w > 0.5]  # (N, d), orthonormal
-    # (2) Casimir on the subspace: isotypic components
+    parity = np.ones(1)
+    for rep in reps:
+        parity = np.kron(parity, rep[2])
+    Rs = [angles_to_matrix(*(torch.tensor(a, dtype=torch.float64) for a in angles)).numpy() for angles in _ROTATIONS]
+    found = []  # (l, p, rows (r, N))
+    for p in (1, -1):  # parity sectors (inversion commutes with rotations and with the index permutations)
+        w, u = np.linalg.eigh(B.T @ (parity[:, None] * B))
+        S = B @ u[:, w * p > 0.5]
+        if S.shape[1] == 0:
+            continue
+        # (2) Casimir on the sector: isotypic components
+        casimir = np.zeros((S.shape[1],) * 2)
+        for a in range(3):
+            G = np.zeros_like(S)
+            for axis in range(n):  # Lie algebra action: sum over the tensor factors
+                mats = [np.eye(d) for d in dims]
+                mats[axis] = reps[axis][1][a]
+                G += _apply_each(mats, S)
+            A = S.T @ G
+            casimir -= A @ A
+        lam, vecs = np.linalg.eigh((casimir + casimir.T) / 2)
+        degrees = np.rint((-1 + np.sqrt(1 + 4 * np.clip(lam, 0, None))) / 2).astype(int)
+        if np.abs(degrees * (degrees + 1) - lam).max() > 1e-6:
+            raise RuntimeError(f"{name}: Casimir eigenvalues are not l(l+1)")
+        # (3) intertwiners with e3nn's D^l, from two generic rotations
+        for l in sorted(set(degrees.tolist())):
+            r = 2 * l + 1
+            V = S @ vecs[:, degrees == l]  # (N, k)
+            k = V.shape[1]
+            eqs = []
+            for R in Rs:
+                A = V.T @ _apply_each([rep[0](R) for rep in reps], V)  # (k, k): the action on the component
+                D = wigner_D_from_matrix(l, torch.as_tensor(R)).numpy()
+                eqs.append(np.kron(np.eye(r), A.T) - np.kron(D, np.eye(k)))  # on row-major vec(U), U (r, k)
+            _, sv, vt = np.linalg.svd(np.concatenate(eqs, 0))
+            mult = k // r
+            if sv[-mult] > 1e-8 or (len(sv) > mult and sv[-mult - 1] < 1e-6):
+                raise RuntimeError(f"{name}: no clean intertwiner space for l={l}")
+            # (4) canonical, orthonormal copies in the tensors' own coordinates: Q_i (r, N)
+            qs = np.stack([x.reshape(r, k) @ V.T for x in vt[-mult:]])
+            qs = _rref(qs.reshape(mult, -1)).reshape(mult, r, N)
+            done = []
+            for q in qs:
+                for d in done:
+                    q = q - np.sum(q * d) * d
+                q = q / np.sqrt(np.sum(q * q) / r)  # q q^T = I_r (Schur)
+                q = q * np.sign(q[0][np.abs(q[0]) > _TOL][0])
+                done.append(q / np.sqrt(r))
+                found.append((l, p, q))
+    found.sort(key=lambda f: (f[0], f[1]))  # e3nn's irrep order: by l, then o before e
+    irreps = Irreps([(1, Irrep(l, p)) for l, p, _ in found]).simplify()
+    return irreps, np.concatenate([q for _, _, q in found], 0)
+
+
+def _levi_civita() -> np.ndarray:
     eps = np.zeros((3, 3, 3))
     for a, b, c in itertools.permutations(range(3)):
         eps[a, b, c] = np.linalg.det(np.eye(3)[[a, b, c]])
-    casimir = np.zeros((B.shape[1],) * 2)
-    for a in range(3):
-        L = -eps[a]
-        G = np.zeros((N, B.shape[1]))
-        for axis in range(n):  # Lie algebra action: sum over the tensor factors
-            T = B.reshape((3,) * n + (-1,))
-            G += np.moveaxis(np.tensordot(L, T, axes=([1], [axis])), 0, axis).reshape(N, -1)
-        A = B.T @ G
-        casimir -= A @ A
-    lam, vecs = np.linalg.eigh((casimir + casimir.T) / 2)
-    degrees = np.rint((-1 + np.sqrt(1 + 4 * np.clip(lam, 0, None))) / 2).astype(int)
-    if np.abs(degrees * (degrees + 1) - lam).max() > 1e-6:
-        raise RuntimeError("CartesianTensor: Casimir eigenvalues are not l(l+1)")
-    # (3) intertwiners with e3nn's D^l, from two generic rotations
-    Rs = [angles_to_matrix(*(torch.tensor(a, dtype=torch.float64) for a in angles)).numpy()
-          for angles in ((0.7, 1.1, -0.4), (-1.3, 0.5, 2.2))]
-    parity = (-1) ** n
-    blocks, irreps = [], []
-    for l in sorted(set(degrees.tolist())):
-        r = 2 * l + 1
-        V = B @ vecs[:, degrees == l]  # (N, k) in Cartesian coordinates
-        k = V.shape[1]
-        eqs = []
-        for R in Rs:
-            A = V.T @ _tensor_power(R, V, n)  # (k, k): the action on the component
-            D = wigner_D_from_matrix(l, torch.as_tensor(R)).numpy()
-            eqs.append(np.kron(np.eye(r), A.T) - np.kron(D, np.eye(k)))  # on row-major vec(U), U (r, k)
-        _, s, vt = np.linalg.svd(np.concatenate(eqs, 0))
-        mult = k // r
-        null = vt[-mult:]
-        if s[-mult] > 1e-8 or (len(s) > mult and s[-mult - 1] < 1e-6):
-            raise RuntimeError(f"CartesianTensor: no clean intertwiner space for l={l} in {formula!r}")
-        # (4) canonical, orthonormal copies, in Cartesian coordinates: Q_i (r, N)
-        qs = np.stack([u.reshape(r, k) @ V.T for u in null])  # (mult, r, N)
-        qs = _rref(qs.reshape(mult, -1)).reshape(mult, r, N)
-        done = []
-        for q in qs:
-            for p in done:
-                q = q - np.sum(q * p) * p
-            q = q / np.sqrt(np.sum(q * q) / r)  # q q^T = I_r (Schur)
-            first = q[0][np.abs(q[0]) > _TOL][0]
-            q = q * np.sign(first)
-            done.append(q / np.sqrt(r))  # Frobenius-normalised copy for the projections
-            blocks.append(q)
-        irreps.append((mult, Irrep(l, parity)))
-    Q = np.concatenate(blocks, 0).reshape((-1,) + (3,) * n)
-    return Irreps(irreps), Q
+    return eps
+
+
+@functools.lru_cache(maxsize=None)
+def _change_of_basis(formula: str) -> tuple[Irreps, np.ndarray]:
+    indices, relations = _parse(formula)
+    n = len(indices)
+    if n > 6:
+        raise ValueError(f"CartesianTensor: at most 6 indices are supported, got {n} in {formula!r}")
+    cartesian = (lambda R: R, -_levi_civita(), -np.ones(3))  # every index a polar vector
+    irreps, Q = _reduce(f"CartesianTensor({formula!r})", n, relations, [cartesian] * n)
+    return irreps, Q.reshape((-1,) + (3,) * n)
 
 
 class CartesianTensor(Irreps):
@@ -265,3 +286,128 @@ class CartesianTensor(Irreps):
         self._check(data, (self.dim,), "to_cartesian")
         Q = self.change_of_basis(data.dtype, data.device)
         return (data @ Q.reshape(self.dim, -1)).unflatten(-1, (3,) * len(self.indices))
+
+
+def _irreps_rep(irreps: Irreps):
+    """(D(R), generators, parity vector) of ``irreps`` in e3nn's basis, for `_reduce`."""
+    from ._wigner import so3_generators
+
+    gens = np.zeros((3, irreps.dim, irreps.dim))
+    parity = np.zeros(irreps.dim)
+    start = 0
+    for mul, ir in irreps:
+        g = so3_generators(ir.l)
+        for _ in range(mul):
+            sl = slice(start, start + ir.dim)
+            gens[:, sl, sl] = g
+            parity[sl] = ir.p
+            start += ir.dim
+    return (lambda R: irreps.D_from_matrix(torch.as_tensor(R)).numpy(), gens, parity)
+
+
+@functools.lru_cache(maxsize=None)
+def _reduced(formula: str, index_irreps: tuple) -> tuple[Irreps, np.ndarray]:
+    indices, relations = _parse(formula)
+    n = len(indices)
+    reps = dict(index_irreps)
+    dims = int(np.prod([reps[c].dim for c in indices]))
+    if dims > 4096:
+        raise ValueError(f"ReducedTensorProducts: the tensor space has {dims} dimensions; at most 4096 are supported")
+    irreps, Q = _reduce(f"ReducedTensorProducts({formula!r})", n, relations, [_irreps_rep(reps[c]) for c in indices])
+    return irreps, Q.reshape((-1,) + tuple(reps[c].dim for c in indices))
+
+
+class ReducedTensorProducts(torch.nn.Module):
+    r"""The tensor product of several irreps features with index symmetries, reduced to irreps
+    (e3nn's ``ReducedTensorProducts``).
+
+    ``ReducedTensorProducts("ij=ji", i="1o")`` maps two vectors to the irreps ``0e + 2e`` of their
+    symmetrised product, ``ReducedTensorProducts("ijk=jik", i="0e + 1o", k="1e")`` three features to
+    ``0o + 1o + 3x1e + 2o + 2e + 3e``. Each index carries an irreps (an index tied to another by
+    the formula inherits it); the formula's symmetries apply to the product
+    :math:`x_i \otimes x_j \otimes \dots`, and the change of basis ``Q``
+    (``(irreps_out.dim, d_i, d_j, ...)``, orthonormal rows) is built as for `CartesianTensor`
+    (projector, parity sectors, Casimir, intertwiners; module docstring), so the output irreps and,
+    degree by degree, the spanned spaces are e3nn's, with the canonical basis of this module.
+
+    Parameters
+    ----------
+    formula : str
+        As `CartesianTensor` (``"ij"``, ``"ij=ji"``, ``"ijk=-jik"``, ...).
+    filter_ir_out : list of Irrep or str, optional
+        Keep only these output irreps.
+    **irreps
+        The irreps of each index letter, e.g. ``i="1o"``.
+
+    Shapes: ``forward(x_i, x_j, ...)`` with ``x_k (..., d_k)`` → ``(..., irreps_out.dim)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> rtp = ReducedTensorProducts("ij=ji", i="1o")
+    >>> rtp.irreps_out, tuple(rtp.change_of_basis.shape)
+    (1x0e+1x2e, (6, 3, 3))
+    >>> v = torch.randn(5, 3)
+    >>> rtp(v, v).shape
+    torch.Size([5, 6])
+    """
+
+    def __init__(self, formula: str, filter_ir_out=None, **irreps) -> None:
+        super().__init__()
+        indices, relations = _parse(formula)
+        given = {}
+        for c, irr in irreps.items():
+            if c not in indices:
+                raise ValueError(f"ReducedTensorProducts: index {c!r} is not in the formula {formula!r}")
+            given[c] = Irreps(irr)
+        # indices tied by a relation share their irreps
+        changed = True
+        while changed:
+            changed = False
+            for perm, _ in relations:
+                for a, b in enumerate(perm):
+                    ca, cb = indices[a], indices[b]
+                    if ca in given and cb in given and given[ca] != given[cb]:
+                        raise ValueError(f"ReducedTensorProducts: indices {ca!r} and {cb!r} are exchanged by the "
+                                         f"formula but have different irreps ({given[ca]} and {given[cb]})")
+                    for x, y in ((ca, cb), (cb, ca)):
+                        if x in given and y not in given:
+                            given[y] = given[x]
+                            changed = True
+        missing = [c for c in indices if c not in given]
+        if missing:
+            raise ValueError(f"ReducedTensorProducts: no irreps for index {missing[0]!r} (e.g. {missing[0]}='1o')")
+        irreps_out, Q = _reduced(formula, tuple(sorted((c, given[c]) for c in indices)))
+        Q = torch.as_tensor(Q)
+        if filter_ir_out is not None:
+            keep_ir = {Irrep(ir) for ir in (filter_ir_out if not isinstance(filter_ir_out, str)
+                                            else [ir for _, ir in Irreps(filter_ir_out)])}
+            rows, kept = [], []
+            for (mul, ir), sl in zip(irreps_out, irreps_out.slices()):
+                if ir in keep_ir:
+                    rows.extend(range(sl.start, sl.stop))
+                    kept.append((mul, ir))
+            Q, irreps_out = Q[rows], Irreps(kept)
+        self.formula, self.indices = formula, indices
+        self.irreps_in = [given[c] for c in indices]
+        self.irreps_out = irreps_out
+        # float64 (exact); forward casts it to the inputs' dtype
+        self.register_buffer("change_of_basis", Q.to(torch.float64))
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        if len(xs) != len(self.indices):
+            raise ValueError(f"ReducedTensorProducts({self.formula!r}): expected {len(self.indices)} inputs, got {len(xs)}")
+        for x, irr, c in zip(xs, self.irreps_in, self.indices):
+            if x.shape[-1] != irr.dim:
+                raise ValueError(f"ReducedTensorProducts: input {c!r} must have last dimension {irr.dim} ({irr}), "
+                                 f"got {tuple(x.shape)}")
+        out = self.change_of_basis.to(xs[0].dtype).flatten(1)  # (dim_out, prod d)
+        batch = torch.broadcast_shapes(*(x.shape[:-1] for x in xs))
+        t = xs[0].expand(batch + xs[0].shape[-1:])
+        for x in xs[1:]:  # outer product, built one index at a time: (..., d_1 d_2 ...)
+            t = (t[..., :, None] * x.expand(batch + x.shape[-1:])[..., None, :]).flatten(-2)
+        return t @ out.T
+
+    def extra_repr(self) -> str:
+        ins = ", ".join(f"{c}={irr}" for c, irr in zip(self.indices, self.irreps_in))
+        return f"{self.formula!r}, {ins} -> {self.irreps_out}"
