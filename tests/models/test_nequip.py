@@ -6,10 +6,15 @@ import math
 import pytest
 import torch
 
-from equiv.data import AtomicData, Batch, collate
+from equiv.data import AtomicData, collate
 from equiv.models import NequIP, get_potential_class
 from equiv.symmetry import assert_equivariant
 from equiv.train.forces import predict_properties
+from potential_case import (check_forces_match_finite_differences, check_periodic_stress,
+                            check_save_load_and_unknown_elements, check_smooth_at_cutoff)
+from potential_case import full_graph as _full_graph
+from potential_case import molecule as _molecule
+from potential_case import single_batch as _batch
 
 SMALL = dict(channels=4, lmax=2, num_layers=3, radial_mlp=[8], readout_hidden=4)
 
@@ -19,27 +24,6 @@ def _model(dtype=torch.float64, **kw):
     m = NequIP(species=[1, 6, 8], cutoff=3.0, atomic_energies=[-13.6, -1029.0, -2041.0], avg_num_neighbors=4.0,
                scale=0.7, shift=0.1, **{**SMALL, **kw})
     return m.to(dtype)
-
-
-def _molecule(n=7, seed=0, dtype=torch.float64):
-    g = torch.Generator().manual_seed(seed)
-    pos = torch.randn(n, 3, generator=g, dtype=dtype) * 1.1
-    z = torch.tensor([6, 8, 1, 1, 6, 1, 8, 1, 6][:n])
-    return pos, z
-
-
-def _batch(pos, z, edge_index):
-    n, e = pos.shape[0], edge_index.shape[1]
-    return Batch(positions=pos, atomic_numbers=z, batch=torch.zeros(n, dtype=torch.long),
-                 ptr=torch.tensor([0, n]), edge_index=edge_index, unit_shifts=torch.zeros(e, 3, dtype=torch.long),
-                 shifts=torch.zeros(e, 3, dtype=pos.dtype), cell=torch.zeros(1, 3, 3, dtype=pos.dtype),
-                 pbc=torch.zeros(1, 3, dtype=torch.bool))
-
-
-def _full_graph(n):
-    i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
-    keep = i != j
-    return torch.stack([i[keep], j[keep]])
 
 
 @pytest.mark.parametrize("parity", [True, False])
@@ -66,52 +50,15 @@ def test_hidden_irreps_have_both_parities():
 
 
 def test_forces_are_minus_gradient_finite_differences():
-    model = _model()
-    pos, z = _molecule(5, seed=3)
-    edge_index = _full_graph(5)
-    forces = predict_properties(model, _batch(pos, z, edge_index))["forces"]
-    h = 1e-5
-    for atom, k in [(0, 0), (2, 1), (4, 2)]:
-        dp = torch.zeros_like(pos)
-        dp[atom, k] = h
-        with torch.no_grad():
-            ep = model(_batch(pos + dp, z, edge_index))["energy"].item()
-            em = model(_batch(pos - dp, z, edge_index))["energy"].item()
-        assert abs(-(ep - em) / (2 * h) - forces[atom, k].item()) < 1e-7
-    assert forces.abs().max() > 1e-4
+    check_forces_match_finite_differences(_model())
 
 
 def test_energy_is_smooth_at_the_cutoff():
-    model = _model()
-    delta = 1e-4
-    d = AtomicData(positions=[[0, 0, 0], [1.2, 0, 0], [3.0 - delta, 0.0, 0.0]], atomic_numbers=[6, 8, 1])
-    with_edge = predict_properties(model, collate([d.with_graph(3.0)]))
-    without = predict_properties(model, collate([d.with_graph(3.0 - 2 * delta)]))
-    assert abs(with_edge["energy"] - without["energy"]).item() < 1e-10
-    assert (with_edge["forces"] - without["forces"]).abs().max().item() < 1e-8
+    check_smooth_at_cutoff(_model())
 
 
 def test_periodic_stress_matches_finite_strain():
-    model = _model()
-    cell = torch.tensor([[3.2, 0.0, 0.0], [0.3, 3.0, 0.0], [0.0, 0.2, 3.4]], dtype=torch.float64)
-    pos = torch.tensor([[0.1, 0.2, 0.3], [1.5, 1.1, 0.9], [2.2, 2.5, 2.0]], dtype=torch.float64)
-    z = [6, 8, 1]
-
-    def energy(strain):
-        eye = torch.eye(3, dtype=torch.float64)
-        d = AtomicData(positions=pos @ (eye + strain), atomic_numbers=z, cell=cell @ (eye + strain), pbc=True)
-        return model(collate([d.with_graph(3.0)]))["energy"].item()
-
-    d = AtomicData(positions=pos, atomic_numbers=z, cell=cell, pbc=True).with_graph(3.0)
-    stress = predict_properties(model, collate([d]), compute_stress=True)["stress"][0]
-    volume = torch.linalg.det(cell).abs().item()
-    h = 1e-6
-    for a, b in [(0, 0), (1, 2)]:
-        eps = torch.zeros(3, 3, dtype=torch.float64)
-        eps[a, b] = eps[b, a] = h / 2 if a != b else h
-        fd = (energy(eps) - energy(-eps)) / (2 * h) / volume
-        assert abs(fd - stress[a, b].item()) < 1e-6
-    assert stress.abs().max() > 1e-5
+    check_periodic_stress(_model())
 
 
 def test_float32_and_batching(dtype):
@@ -127,23 +74,10 @@ def test_float32_and_batching(dtype):
 
 
 def test_registry_and_save_load_roundtrip(tmp_path):
-    from equiv.train.saved_model import load_potential, save_potential
-
-    assert get_potential_class("nequip") is NequIP
-    model = _model()
-    save_potential(model, tmp_path / "nequip.pt")
-    loaded = load_potential(tmp_path / "nequip.pt")
-    assert type(loaded) is NequIP and loaded.hparams == model.hparams
-    pos, z = _molecule()
-    b = _batch(pos, z, _full_graph(len(z)))
-    torch.testing.assert_close(loaded(b)["energy"], model(b)["energy"], atol=0, rtol=0)
+    check_save_load_and_unknown_elements(_model(), "nequip", tmp_path / "nequip.pt")
 
 
 def test_errors():
-    model = _model()
-    pos, _ = _molecule(3)
-    with pytest.raises(ValueError, match="unknown element"):
-        model(_batch(pos, torch.tensor([6, 9, 1]), _full_graph(3)))
     with pytest.raises(ValueError, match="channels must be"):
         NequIP(species=[1], channels=0)
     with pytest.raises(ValueError, match="one value per species"):

@@ -47,7 +47,8 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["register_potential", "get_potential_class", "available_potentials", "potential_name", "check_species"]
+__all__ = ["register_potential", "get_potential_class", "available_potentials", "potential_name", "check_species",
+           "species_lookup", "species_index", "check_potential_args"]
 
 _REGISTRY: dict[str, type] = {}
 #: Built-in potentials, imported on first use: name -> "module:Class".
@@ -136,3 +137,38 @@ def potential_name(model) -> str:
         if spec == f"{cls.__module__}:{cls.__qualname__}":
             return name
     return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def species_lookup(species) -> "torch.Tensor":
+    """``(119,)`` int64 table: atomic number -> index in ``species`` (-1 for unknown elements)."""
+    import torch
+
+    lookup = torch.full((119,), -1, dtype=torch.long)
+    lookup[torch.tensor(list(species))] = torch.arange(len(species))
+    return lookup
+
+
+def species_index(lookup, atomic_numbers, species) -> "torch.Tensor":
+    """Map atomic numbers to ``0..len(species)-1`` with a `species_lookup` table; elements outside
+    ``species`` (or outside 1..118) raise ``ValueError`` naming them."""
+    if atomic_numbers.numel() and (atomic_numbers.min() < 1 or atomic_numbers.max() > 118):
+        raise ValueError(f"atomic_numbers must be in 1..118, got range "
+                         f"{int(atomic_numbers.min())}..{int(atomic_numbers.max())}")
+    idx = lookup[atomic_numbers]
+    if (idx < 0).any():
+        bad = sorted(set(atomic_numbers[idx < 0].tolist()))
+        raise ValueError(f"atomic_numbers: unknown element(s) {bad}; this model knows species {list(species)}")
+    return idx
+
+
+def check_potential_args(species, cutoff, atomic_energies) -> tuple[list[int], float, list[float]]:
+    """Validate the protocol's common constructor arguments: ``(species, cutoff, atomic_energies)``
+    with ``atomic_energies`` defaulting to zeros (one per species)."""
+    species = check_species(species)
+    if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not cutoff > 0:
+        raise ValueError(f"cutoff must be a positive number in Å, got {cutoff!r}")
+    atomic_energies = [0.0] * len(species) if atomic_energies is None else [float(e) for e in atomic_energies]
+    if len(atomic_energies) != len(species):
+        raise ValueError(f"atomic_energies must have one value per species ({len(species)}), "
+                         f"got {len(atomic_energies)}")
+    return species, float(cutoff), atomic_energies

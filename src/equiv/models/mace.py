@@ -65,7 +65,8 @@ import math
 import torch
 from torch import nn
 
-from equiv.models._potential_registry import check_species, register_potential
+from equiv.models._potential_registry import (check_potential_args, register_potential, species_index,
+                                              species_lookup)
 from equiv.nn import Linear, moment_scale
 from equiv.nn.radial import RadialEmbedding
 from equiv.nn.symmetric_contraction import SymmetricContraction
@@ -250,13 +251,7 @@ class MACE(nn.Module):
                  num_polynomial_cutoff: int = 5, radial_mlp=(64, 64, 64), readout_hidden: int = 16,
                  tp: str = "cg", product_weights: str = "paths"):
         super().__init__()
-        species = check_species(species)
-        if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not cutoff > 0:
-            raise ValueError(f"cutoff must be a positive number in Å, got {cutoff!r}")
-        atomic_energies = [0.0] * len(species) if atomic_energies is None else [float(e) for e in atomic_energies]
-        if len(atomic_energies) != len(species):
-            raise ValueError(f"atomic_energies must have one value per species ({len(species)}), "
-                             f"got {len(atomic_energies)}")
+        species, cutoff, atomic_energies = check_potential_args(species, cutoff, atomic_energies)
         if tp not in ("cg", "gaunt"):
             raise ValueError(f"tp must be 'cg' or 'gaunt', got {tp!r}")
         if product_weights not in ("paths", "basis"):
@@ -289,9 +284,7 @@ class MACE(nn.Module):
         self.avg_num_neighbors, self.scale, self.shift = float(avg_num_neighbors), float(scale), float(shift)
         self.max_ell, self.channels, self.tp = max_ell, c, tp
         n_species = len(species)
-        lookup = torch.full((119,), -1, dtype=torch.long)
-        lookup[torch.tensor(species)] = torch.arange(n_species)
-        self.register_buffer("z_to_index", lookup, persistent=False)
+        self.register_buffer("z_to_index", species_lookup(species), persistent=False)
         self.register_buffer("atomic_energies", torch.tensor(atomic_energies, dtype=torch.float64))  # eV, exact
 
         #: SiLU normalisation 1/sqrt(E[silu(z)^2]) (exact; a converted mace-torch model keeps e3nn's
@@ -330,14 +323,7 @@ class MACE(nn.Module):
 
     def species_index(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         """Map atomic numbers to 0..n_species-1; unknown elements raise ``ValueError``."""
-        if atomic_numbers.numel() and (atomic_numbers.min() < 1 or atomic_numbers.max() > 118):
-            raise ValueError(f"atomic_numbers must be in 1..118, got range "
-                             f"{int(atomic_numbers.min())}..{int(atomic_numbers.max())}")
-        idx = self.z_to_index[atomic_numbers]
-        if (idx < 0).any():
-            bad = sorted(set(atomic_numbers[idx < 0].tolist()))
-            raise ValueError(f"atomic_numbers: unknown element(s) {bad}; this model knows species {self.species}")
-        return idx
+        return species_index(self.z_to_index, atomic_numbers, self.species)
 
     def forward(self, batch) -> dict[str, torch.Tensor]:
         species = self.species_index(batch.atomic_numbers)

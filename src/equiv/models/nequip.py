@@ -44,7 +44,8 @@ import math
 import torch
 from torch import nn
 
-from equiv.models._potential_registry import check_species, register_potential
+from equiv.models._potential_registry import (check_potential_args, register_potential, species_index,
+                                              species_lookup)
 from equiv.nn import FullyConnectedNet, Gate, Linear, RadialEmbedding
 from equiv.so3 import Irrep, Irreps, spherical_harmonics
 from equiv.tp import FullyConnectedTensorProduct, MessagePassingTensorProduct
@@ -118,12 +119,7 @@ class NequIP(nn.Module):
                  parity: bool = True, num_bessel: int = 8, polynomial_p: int = 6, radial_mlp=(64, 64),
                  readout_hidden: int = 16) -> None:
         super().__init__()
-        species = check_species(species)
-        if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or not cutoff > 0:
-            raise ValueError(f"cutoff must be a positive number in Å, got {cutoff!r}")
-        atomic_energies = [0.0] * len(species) if atomic_energies is None else [float(e) for e in atomic_energies]
-        if len(atomic_energies) != len(species):
-            raise ValueError(f"atomic_energies must have one value per species ({len(species)}), got {len(atomic_energies)}")
+        species, cutoff, atomic_energies = check_potential_args(species, cutoff, atomic_energies)
         for name, v, lo in (("channels", channels, 1), ("lmax", lmax, 0), ("num_layers", num_layers, 1),
                             ("num_bessel", num_bessel, 1), ("polynomial_p", polynomial_p, 1),
                             ("readout_hidden", readout_hidden, 1)):
@@ -141,9 +137,7 @@ class NequIP(nn.Module):
                             num_bessel=num_bessel, polynomial_p=polynomial_p, radial_mlp=radial_mlp,
                             readout_hidden=readout_hidden)
         self.avg_num_neighbors, self.scale, self.shift, self.lmax = float(avg_num_neighbors), float(scale), float(shift), lmax
-        lookup = torch.full((119,), -1, dtype=torch.long)
-        lookup[torch.tensor(species)] = torch.arange(len(species))
-        self.register_buffer("z_to_index", lookup, persistent=False)
+        self.register_buffer("z_to_index", species_lookup(species), persistent=False)
         self.register_buffer("atomic_energies", torch.tensor(atomic_energies, dtype=torch.float64))
 
         node_attrs = Irreps(f"{len(species)}x0e")
@@ -163,15 +157,8 @@ class NequIP(nn.Module):
         self.readout = nn.Sequential(Linear(irreps, f"{readout_hidden}x0e"), Linear(f"{readout_hidden}x0e", "1x0e"))
 
     def species_index(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
-        """Atomic numbers -> 0..n_species-1; unknown elements raise ``ValueError``."""
-        if atomic_numbers.numel() and (atomic_numbers.min() < 1 or atomic_numbers.max() > 118):
-            raise ValueError(f"atomic_numbers must be in 1..118, got range "
-                             f"{int(atomic_numbers.min())}..{int(atomic_numbers.max())}")
-        idx = self.z_to_index[atomic_numbers]
-        if (idx < 0).any():
-            bad = sorted(set(atomic_numbers[idx < 0].tolist()))
-            raise ValueError(f"atomic_numbers: unknown element(s) {bad}; this model knows species {self.species}")
-        return idx
+        """Map atomic numbers to 0..n_species-1; unknown elements raise ``ValueError``."""
+        return species_index(self.z_to_index, atomic_numbers, self.species)
 
     def forward(self, batch) -> dict[str, torch.Tensor]:
         species = self.species_index(batch.atomic_numbers)
