@@ -117,9 +117,15 @@ def test_example_configs_resolve():
     folder = Path(__file__).resolve().parents[2] / "examples" / "configs"
     configs = sorted(folder.glob("*.yaml"))
     assert len(configs) >= 4
+    from equiv.models import get_potential_class
+
     for p in configs:
         cfg = resolve_config({"config": str(p)})
         assert cfg["model"] and cfg["cutoff"] > 0
+        # the model the config names builds with its model_kwargs
+        model = get_potential_class(cfg["model"])(species=[1, 6, 8], cutoff=cfg["cutoff"], **cfg["model_kwargs"])
+        assert sum(q.numel() for q in model.parameters()) > 0
+    assert {resolve_config({"config": str(p)})["model"] for p in configs} >= {"mace", "nequip"}
 
 
 def test_init_model_starts_from_saved_weights(data, tmp_path):
