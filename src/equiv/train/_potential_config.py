@@ -108,8 +108,8 @@ OPTIONS: list[Option] = [
     Option("e0s", "auto", _e0s, "isolated-atom energies: auto (isolated frames in train_file, else "
            "least_squares), least_squares, isolated, zero, an extxyz path, or a mapping {Z: eV}", None, "data"),
     # model
-    Option("model", "toy", str, "registered potential name (equiv.models.available_potentials()) or "
-           "'module:Class'", None, "model"),
+    Option("model", "toy", str, "registered potential name: mace, nequip, toy (the default: a small "
+           "workflow-test model) or 'module:Class' (equiv.models.available_potentials())", None, "model"),
     Option("model_kwargs", {}, _dict, "model hyper-parameters as a YAML mapping, e.g. '{channels: 32}'", None,
            "model"),
     Option("init_model", None, _optional(str), "start from this saved potential (a model.pt): its model, "

@@ -67,7 +67,7 @@ MODEL = "model.pt"
 # ----------------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``equiv train potential`` (every option can also be set in ``--config cfg.yaml``)."""
-    parser.epilog = ("Examples:  equiv train potential --molecule ethanol --epochs 50 --output-dir runs/ethanol\n"
+    parser.epilog = ("Examples:  equiv train potential --molecule ethanol --model mace --epochs 50 --output-dir runs/ethanol\n"
                      "           equiv train potential --config examples/configs/rmd17_ethanol.yaml\n"
                      "           torchrun --nproc_per_node=2 -m equiv train potential --config cfg.yaml\n"
                      "Rerunning a command resumes from <output-dir>/checkpoint.pt.")
