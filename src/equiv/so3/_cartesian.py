@@ -95,7 +95,7 @@ def _group(n: int, relations) -> list[tuple[tuple[int, ...], int]]:
 
 
 def _apply_each(mats, V: np.ndarray) -> np.ndarray:
-    """:math:`M_1 \otimes \dots \otimes M_n` applied to the columns of ``V (prod d_k, k)``."""
+    r""":math:`M_1 \otimes \dots \otimes M_n` applied to the columns of ``V (prod d_k, k)``."""
     dims = [m.shape[1] for m in mats]
     T = V.reshape(tuple(dims) + (V.shape[1],))
     for axis, M in enumerate(mats):
