@@ -113,3 +113,12 @@ def test_trains_with_the_potential_workflow(tmp_path):
     train_potential(cfg)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history[-1]["valid_loss"] < history[0]["valid_loss"]
+
+
+def test_trainable_bessel_frequencies():
+    model = _model()
+    assert isinstance(model.radial.bessel.frequencies, torch.nn.Parameter)
+    pos, z = _molecule()
+    model(_batch(pos, z, _full_graph(len(z))))["energy"].sum().backward()
+    assert model.radial.bessel.frequencies.grad.abs().max() > 0
+    assert not isinstance(_model(trainable_bessel=False).radial.bessel.frequencies, torch.nn.Parameter)

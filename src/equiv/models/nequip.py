@@ -24,9 +24,9 @@ SiLU / tanh on even / odd scalars and SiLU on the gates (NequIP's defaults). The
 product can reach. The convolution is the fused gather → product → scatter of
 `equiv.tp.MessagePassingTensorProduct` (the same engine as `equiv.models.MACE`).
 
-Differences from the reference code (mir-group/nequip): the Bessel frequencies are fixed (NequIP
-trains them), and the per-species scale/shift are one global ``scale``/``shift`` from the training
-data (as `equiv.models.MACE`). Registered as potential ``"nequip"``: ``equiv train potential
+Difference from the reference code (mir-group/nequip): the per-species scale/shift are one global
+``scale``/``shift`` from the training data (as `equiv.models.MACE`). The Bessel frequencies are
+trained, as NequIP's (``trainable_bessel=True``). Registered as potential ``"nequip"``: ``equiv train potential
 --model nequip`` (``model_kwargs``: ``channels``, ``lmax``, ``num_layers``, ``parity``, ...).
 
 >>> import torch
@@ -109,6 +109,8 @@ class NequIP(nn.Module):
         Hidden widths of the radial network (default ``[64, 64]``).
     readout_hidden : int
         Scalars of the linear read-out's hidden layer (default 16).
+    trainable_bessel : bool
+        Learn the Bessel frequencies :math:`\omega_n` (default True, as NequIP).
 
     Returns (forward): ``{"energy": (n_graphs,), "node_energy": (n_atoms,)}`` in eV; forces and stress
     by autograd (`equiv.train.forces.predict_properties`).
@@ -117,7 +119,7 @@ class NequIP(nn.Module):
     def __init__(self, species, cutoff: float = 5.0, atomic_energies=None, avg_num_neighbors: float = 1.0,
                  scale: float = 1.0, shift: float = 0.0, channels: int = 32, lmax: int = 2, num_layers: int = 4,
                  parity: bool = True, num_bessel: int = 8, polynomial_p: int = 6, radial_mlp=(64, 64),
-                 readout_hidden: int = 16) -> None:
+                 readout_hidden: int = 16, trainable_bessel: bool = True) -> None:
         super().__init__()
         species, cutoff, atomic_energies = check_potential_args(species, cutoff, atomic_energies)
         for name, v, lo in (("channels", channels, 1), ("lmax", lmax, 0), ("num_layers", num_layers, 1),
@@ -135,7 +137,7 @@ class NequIP(nn.Module):
                             avg_num_neighbors=float(avg_num_neighbors), scale=float(scale), shift=float(shift),
                             channels=channels, lmax=lmax, num_layers=num_layers, parity=bool(parity),
                             num_bessel=num_bessel, polynomial_p=polynomial_p, radial_mlp=radial_mlp,
-                            readout_hidden=readout_hidden)
+                            readout_hidden=readout_hidden, trainable_bessel=bool(trainable_bessel))
         self.avg_num_neighbors, self.scale, self.shift, self.lmax = float(avg_num_neighbors), float(scale), float(shift), lmax
         self.register_buffer("z_to_index", species_lookup(species), persistent=False)
         self.register_buffer("atomic_energies", torch.tensor(atomic_energies, dtype=torch.float64))
@@ -146,7 +148,7 @@ class NequIP(nn.Module):
         hidden = Irreps([(channels, Irrep(l, p)) for l in range(lmax + 1)
                          for p in (((-1) ** l, -((-1) ** l)) if parity else ((-1) ** l,))])
         self.embedding = Linear(node_attrs, f"{channels}x0e")
-        self.radial = RadialEmbedding(cutoff, num_bessel, polynomial_p)
+        self.radial = RadialEmbedding(cutoff, num_bessel, polynomial_p, trainable=bool(trainable_bessel))
         self.layers = nn.ModuleList()
         irreps = Irreps(f"{channels}x0e")
         for _ in range(num_layers):
