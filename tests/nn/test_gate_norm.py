@@ -281,7 +281,7 @@ def test_dropout_equivariant(dtype):
 
 
 def test_docstring_examples():
-    for name in ("equiv.nn.activation", "equiv.nn.gate", "equiv.nn.batchnorm", "equiv.nn.dropout",
+    for name in ("equiv.nn.activation", "equiv.nn.gate", "equiv.nn.batchnorm", "equiv.nn.dropout", "equiv.nn.layernorm",
                  "equiv.nn.mlp", "equiv.nn.soft_basis", "equiv.nn.s2_activation"):
         result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0 and result.attempted > 0
@@ -325,3 +325,39 @@ def test_layers_compile_without_graph_breaks():
     torch.manual_seed(3)
     b = block(x)
     assert (a - b).abs().max() < 1e-5 and torch.allclose(block[2].running_var, stats)
+
+
+# ------------------------------------------------------------------------------------------ LayerNorm
+def test_layernorm_is_torch_layernorm_on_scalars(dtype):
+    from equiv.nn import LayerNorm
+
+    ours = LayerNorm("16x0e").to(dtype)
+    ref = torch.nn.LayerNorm(16).to(dtype)
+    with torch.no_grad():
+        ref.weight.uniform_(0.5, 1.5), ref.bias.normal_()
+        ours.weight.copy_(ref.weight), ours.bias.copy_(ref.bias)
+    x = torch.randn(4, 3, 16, dtype=dtype) * 2 + 0.5
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    assert (ours(x) - ref(x)).abs().max() < tol
+
+
+def test_layernorm_statistics_and_equivariance(dtype):
+    from equiv.nn import LayerNorm
+
+    irreps = Irreps("6x0e + 3x0o + 4x1o + 2x2e")
+    ln = LayerNorm(irreps, eps=0.0, affine=False).to(dtype)
+    x = irreps.randn(5, -1, dtype=dtype) * 3
+    y = ln(x)
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    assert y[:, :6].mean(-1).abs().max() < tol  # 0e centred per sample
+    for (mul, ir), sl in zip(irreps, irreps.slices()):  # each block: unit mean square per component
+        assert (y[:, sl].pow(2).mean(-1) - 1).abs().max() < tol
+    assert (y[:, 6:9].mean(-1) - x[:, 6:9].mean(-1) / x[:, 6:9].pow(2).mean(-1).sqrt()).abs().max() < tol  # 0o not centred
+    ln = LayerNorm(irreps, normalization="norm").to(dtype)
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5), ln.bias.normal_()
+    assert_equivariant(ln, [x], [irreps], [irreps], translations=False)
+    with pytest.raises(ValueError, match="normalization must be"):
+        LayerNorm("1x0e", normalization="batch")
+    with pytest.raises(ValueError, match="irreps.dim=5"):
+        LayerNorm("2x0e + 1x1o")(torch.randn(2, 4))

@@ -7,6 +7,7 @@ from equiv.nn._linear import Linear
 # --- nonlinearities, normalisation, dropout (e3nn's semantics) ---
 from equiv.nn.activation import Activation, moment_scale
 from equiv.nn.batchnorm import BatchNorm
+from equiv.nn.layernorm import LayerNorm
 from equiv.nn.dropout import Dropout
 from equiv.nn.gate import Gate, NormActivation
 from equiv.nn.mlp import FullyConnectedNet
@@ -27,7 +28,7 @@ __all__ = [
     # linear
     "Linear", "moment_scale",
     # nonlinearities, normalisation, dropout
-    "Activation", "Gate", "NormActivation", "BatchNorm", "Dropout", "FullyConnectedNet",
+    "Activation", "Gate", "NormActivation", "BatchNorm", "LayerNorm", "Dropout", "FullyConnectedNet",
     "S2Activation", "s2_irreps",
     # frame averaging
     "FrameAveraging", "from_frames", "pca_frames", "to_frames",
