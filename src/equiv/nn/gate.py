@@ -10,7 +10,7 @@ CVPR 2017).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 from torch import nn
