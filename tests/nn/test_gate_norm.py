@@ -361,3 +361,22 @@ def test_layernorm_statistics_and_equivariance(dtype):
         LayerNorm("1x0e", normalization="batch")
     with pytest.raises(ValueError, match="irreps.dim=5"):
         LayerNorm("2x0e + 1x1o")(torch.randn(2, 4))
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_norm_matches_e3nn(squared, dtype):
+    from equiv.nn import Norm
+
+    o3 = pytest.importorskip("e3nn.o3")
+    irreps = "3x0e + 2x0o + 4x1o + 2x2e + 1x3o"
+    ours = Norm(irreps, squared=squared)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        ref = o3.Norm(irreps, squared=squared)
+    finally:
+        torch.set_default_dtype(old)
+    x = torch.randn(6, ours.irreps_in.dim, dtype=dtype)
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    assert ours.irreps_out == Irreps(str(ref.irreps_out)) and (ours(x) - ref(x)).abs().max() < tol
+    assert_equivariant(ours, [x], [ours.irreps_in], [ours.irreps_out], translations=False)

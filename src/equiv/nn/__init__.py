@@ -9,7 +9,7 @@ from equiv.nn.activation import Activation, moment_scale
 from equiv.nn.batchnorm import BatchNorm
 from equiv.nn.layernorm import LayerNorm
 from equiv.nn.dropout import Dropout
-from equiv.nn.gate import Gate, NormActivation
+from equiv.nn.gate import Gate, Norm, NormActivation
 from equiv.nn.mlp import FullyConnectedNet
 from equiv.nn.s2_activation import S2Activation, s2_irreps
 
@@ -28,7 +28,7 @@ __all__ = [
     # linear
     "Linear", "moment_scale",
     # nonlinearities, normalisation, dropout
-    "Activation", "Gate", "NormActivation", "BatchNorm", "LayerNorm", "Dropout", "FullyConnectedNet",
+    "Activation", "Gate", "Norm", "NormActivation", "BatchNorm", "LayerNorm", "Dropout", "FullyConnectedNet",
     "S2Activation", "s2_irreps",
     # frame averaging
     "FrameAveraging", "from_frames", "pca_frames", "to_frames",

@@ -19,7 +19,7 @@ from equiv.so3 import Irrep, Irreps
 
 from .activation import Activation, _irreps
 
-__all__ = ["Gate", "NormActivation"]
+__all__ = ["Gate", "NormActivation", "Norm"]
 
 
 def _component_index(irreps: Irreps) -> torch.Tensor:
@@ -224,12 +224,13 @@ class NormActivation(nn.Module):
         self.scalar_nonlinearity = scalar_nonlinearity
         self.normalize, self.epsilon = bool(normalize), epsilon
         self.biases = nn.Parameter(torch.zeros(self.irreps_in.num_irreps)) if bias else None
+        self.squared_norm = Norm(self.irreps_in, squared=True)
         self.register_buffer("index", _component_index(self.irreps_in), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.irreps_in.dim:
             raise ValueError(f"NormActivation: input last dimension {x.shape[-1]} != irreps_in.dim={self.irreps_in.dim}")
-        sq = x.new_zeros(x.shape[:-1] + (self.irreps_in.num_irreps,)).index_add_(-1, self.index, x * x)
+        sq = self.squared_norm(x)
         if self.epsilon is not None:
             sq = sq.clamp(min=self.epsilon**2)
         norms = sq.sqrt()
@@ -243,3 +244,30 @@ class NormActivation(nn.Module):
         name = getattr(self.scalar_nonlinearity, "__name__", type(self.scalar_nonlinearity).__name__)
         return (f"{self.irreps_in}, {name}, normalize={self.normalize}, epsilon={self.epsilon}, "
                 f"bias={self.biases is not None}")
+
+
+class Norm(nn.Module):
+    r"""The norm of every irrep copy (e3nn's ``o3.Norm``): ``(..., irreps_in.dim)`` →
+    ``(..., irreps_in.num_irreps)``, :math:`\lVert v\rVert = (\sum_m v_m^2)^{1/2}` (``squared``: without
+    the root), invariant under O(3) (``irreps_out`` is ``num_irreps x 0e``).
+
+    >>> import torch
+    >>> Norm("2x1o")(torch.tensor([[3.0, 4.0, 0.0, 0.0, 0.0, 2.0]]))
+    tensor([[5., 2.]])
+    """
+
+    def __init__(self, irreps_in, squared: bool = False) -> None:
+        super().__init__()
+        self.irreps_in = _irreps(irreps_in, "Norm")
+        self.irreps_out = Irreps(f"{self.irreps_in.num_irreps}x0e")
+        self.squared = bool(squared)
+        self.register_buffer("index", _component_index(self.irreps_in), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.irreps_in.dim:
+            raise ValueError(f"Norm: input last dimension {x.shape[-1]} != irreps_in.dim={self.irreps_in.dim}")
+        sq = x.new_zeros(x.shape[:-1] + (self.irreps_in.num_irreps,)).index_add_(-1, self.index, x * x)
+        return sq if self.squared else sq.sqrt()
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in}, squared={self.squared}"
