@@ -22,7 +22,7 @@ def trained_model(tmp_path_factory):
     d = tmp_path_factory.mktemp("md")
     train = write_lj_dataset(d / "train.xyz", 16, seed=2)
     cfg = resolve_config(dict(dataset="extxyz", train_file=train, valid_fraction=0.25, cutoff=4.0, epochs=6,
-                              batch_size=4, lr=0.01, model_kwargs={"channels": 8, "hidden": 16},
+                              batch_size=4, lr=0.01, model="toy", model_kwargs={"channels": 8, "hidden": 16},
                               output_dir=str(d / "run"), progress=False, test=False, device="cpu"))
     report = train_potential(cfg)
     return report["model_path"]

@@ -68,7 +68,7 @@ def test_training_without_matplotlib_skips_plots(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
     train, test = write_lj_dataset(tmp_path / "train.xyz", 8, seed=0), write_lj_dataset(tmp_path / "test.xyz", 2, seed=1)
     cfg = resolve_config(dict(dataset="extxyz", train_file=train, test_file=[test], valid_fraction=0.25, cutoff=3.5,
-                              model_kwargs={"channels": 4, "hidden": 8, "num_basis": 4}, batch_size=3, epochs=1,
+                              model="toy", model_kwargs={"channels": 4, "hidden": 8, "num_basis": 4}, batch_size=3, epochs=1,
                               output_dir=str(tmp_path / "run"), progress=False, num_threads=1, device="cpu"))
     report = train_potential(cfg)
     assert report["tests"]["test"]["forces_mae"] > 0

@@ -14,7 +14,7 @@ from equiv.train.potential import resolve_config, train_potential
 
 
 ARGS = dict(dataset="extxyz", valid_fraction=0.2, cutoff=3.5, batch_size=4, epochs=2, lr=0.01, device="cpu",
-            model_kwargs="{channels: 4, hidden: 8, num_basis: 4}", progress=False, test=False)
+            model="toy", model_kwargs="{channels: 4, hidden: 8, num_basis: 4}", progress=False, test=False)
 
 
 def test_single_process_helpers_are_noops():

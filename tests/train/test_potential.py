@@ -21,7 +21,7 @@ def data(tmp_path_factory):
 
 def config(data, out, **kw):
     cfg = dict(dataset="extxyz", train_file=data[0], test_file=[data[1]], valid_fraction=0.25, cutoff=3.5,
-               model_kwargs={"channels": 4, "hidden": 8, "num_basis": 4}, batch_size=3, epochs=2, lr=0.01,
+               model="toy", model_kwargs={"channels": 4, "hidden": 8, "num_basis": 4}, batch_size=3, epochs=2, lr=0.01,
                output_dir=str(out), progress=False, num_threads=1, device="cpu")
     cfg.update(kw)
     return resolve_config(cfg)
@@ -33,6 +33,7 @@ def test_config_precedence_and_errors(tmp_path):
     cfg = resolve_config({"config": str(p), "batch_size": 9, "lr": None})
     assert (cfg["lr"], cfg["batch_size"], cfg["model_kwargs"], cfg["ema"]) == (0.002, 9, {"channels": 3}, False)
     assert cfg["optimizer"] == "amsgrad"  # default kept
+    assert cfg["model"] == "mace"  # the default potential
     p.write_text(yaml.safe_dump({"learning_rate": 0.1}))
     with pytest.raises(ValueError, match="unknown option 'learning_rate'"):
         resolve_config({"config": str(p)})
@@ -57,7 +58,7 @@ def test_cli_flags_parse():
 def test_train_report_and_saved_model(data, tmp_path):
     out = tmp_path / "run"
     rc = main(["train", "potential", "--dataset", "extxyz", "--train-file", data[0], "--test-file", data[1],
-               "--valid-fraction", "0.25", "--cutoff", "3.5", "--model-kwargs", "{channels: 4, hidden: 8}",
+               "--valid-fraction", "0.25", "--cutoff", "3.5", "--model", "toy", "--model-kwargs", "{channels: 4, hidden: 8}",
                "--batch-size", "3", "--epochs", "4", "--output-dir", str(out), "--no-progress", "--device", "cpu"])
     assert rc == 0
     report = json.loads((out / "test_report.json").read_text())

@@ -108,7 +108,7 @@ OPTIONS: list[Option] = [
     Option("e0s", "auto", _e0s, "isolated-atom energies: auto (isolated frames in train_file, else "
            "least_squares), least_squares, isolated, zero, an extxyz path, or a mapping {Z: eV}", None, "data"),
     # model
-    Option("model", "toy", str, "registered potential name: mace, nequip, toy (the default: a small "
+    Option("model", "mace", str, "registered potential name: mace (default), nequip, toy (a small "
            "workflow-test model) or 'module:Class' (equiv.models.available_potentials())", None, "model"),
     Option("model_kwargs", {}, _dict, "model hyper-parameters as a YAML mapping, e.g. '{channels: 32}'", None,
            "model"),
