@@ -94,3 +94,37 @@ def test_errors():
         neighbor_list([[0, 0]], 1.0)
     with pytest.raises(ValueError, match="singular"):
         neighbor_list([[0, 0, 0]], 1.0, np.diag([1.0, 1.0, 0.0]), True)
+
+
+@pytest.mark.parametrize("case", ["molecule", "periodic", "skewed_small", "mixed_pbc", "self_interaction", "float32"])
+def test_torch_backend_equals_numpy(case):
+    """backend='torch' (the path a GPU MD loop takes) gives the NumPy result, edge for edge, in order."""
+    rng = np.random.default_rng(sum(map(ord, case)))  # deterministic per case
+    cell = np.array([[4.0, 0.0, 0.0], [1.0, 3.5, 0.0], [0.3, 0.2, 5.0]])
+    kw = {}
+    if case == "molecule":
+        pos, cutoff = rng.normal(size=(60, 3)) * 3, 2.5
+    elif case == "periodic":
+        pos, cutoff, kw = rng.uniform(size=(25, 3)) @ cell, 3.0, dict(cell=cell, pbc=True)
+    elif case == "skewed_small":
+        small = np.array([[1.5, 0.0, 0.0], [1.2, 1.4, 0.0], [0.4, 0.3, 1.6]])
+        pos, cutoff, kw = rng.uniform(size=(2, 3)) @ small, 3.5, dict(cell=small, pbc=True, min_distance=None)
+    elif case == "mixed_pbc":
+        pos, cutoff, kw = rng.uniform(size=(8, 3)) @ cell, 6.0, dict(cell=cell, pbc=[True, False, True])
+    elif case == "self_interaction":
+        pos, cutoff, kw = rng.uniform(size=(10, 3)) @ cell, 3.0, dict(cell=cell, pbc=True, self_interaction=True)
+    else:
+        pos, cutoff = (rng.normal(size=(40, 3)) * 3).astype(np.float32), 3.0
+    a = neighbor_list(pos, cutoff, backend="numpy", **kw)
+    b = neighbor_list(torch.as_tensor(pos), cutoff, backend="torch", **kw)
+    assert a[0].shape[1] > 0
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_torch_backend_errors_and_empty():
+    with pytest.raises(ValueError, match="closer than min_distance"):
+        neighbor_list(torch.tensor([[0.0, 0.0, 0.0], [0.05, 0.0, 0.0]]), 2.0, backend="torch")
+    ei, s = neighbor_list(torch.tensor([[0.0, 0.0, 0.0], [5.0, 0.0, 0.0]]), 2.0, backend="torch")
+    assert ei.shape == (2, 0) and s.shape == (0, 3)
+    with pytest.raises(ValueError, match="backend must be"):
+        neighbor_list(torch.zeros(2, 3), 2.0, backend="jax")

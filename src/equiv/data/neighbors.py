@@ -22,7 +22,8 @@ the *receiver* :math:`j`, and the edge vector is
 Algorithm: positions are wrapped into the cell along periodic directions, every image within the
 bounding box of the atoms (grown by :math:`r_c`) is generated, images are binned on a Cartesian grid
 of spacing :math:`r_c`, and each atom is compared only with the 27 surrounding bins. All steps are
-vectorised NumPy; the cost is :math:`O(N + E)` for cells larger than :math:`r_c` (plus the images a
+vectorised NumPy (or, with ``backend="torch"``, the same steps in torch on the positions' device);
+the cost is :math:`O(N + E)` for cells larger than :math:`r_c` (plus the images a
 small cell needs). The number of images along periodic direction :math:`k` is
 :math:`\lceil r_c / d_k \rceil` each way, :math:`d_k = 1/\lVert \mathbf b_k \rVert` the spacing of the
 lattice planes (:math:`\mathbf b_k` the dual vectors), so small and skewed cells are exact.
@@ -85,6 +86,7 @@ def neighbor_list(
     *,
     self_interaction: bool = False,
     min_distance: float | None = 0.1,
+    backend: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Full neighbour list of the pairs closer than ``cutoff``.
 
@@ -103,11 +105,16 @@ def neighbor_list(
     min_distance : float or None
         Raise ``ValueError`` if two atoms (or an atom and an image) are closer than this (default
         0.1 Å); ``None`` disables the check.
+    backend : {"auto", "numpy", "torch"}
+        ``"torch"`` runs the same algorithm with torch operations on the device of ``positions``
+        (a GPU MD loop keeps its positions there; the result is identical, tested on CPU);
+        ``"numpy"`` on the CPU; ``"auto"`` (default) picks torch for tensors on an accelerator.
 
     Returns
     -------
     edge_index : torch.Tensor, shape (2, n_edges), int64
-        ``(sender, receiver)``, sorted by sender then receiver.
+        ``(sender, receiver)``, sorted by sender then receiver (on the device of ``positions`` with the
+        torch backend, else on the CPU).
     unit_shifts : torch.Tensor, shape (n_edges, 3), int64
         Integer lattice shifts :math:`\mathbf S`; Cartesian shifts are ``unit_shifts @ cell``.
 
@@ -143,6 +150,12 @@ def neighbor_list(
         vol = abs(np.linalg.det(full))
         if vol < 1e-9 * max(1.0, np.abs(full).max() ** 3):
             raise ValueError(f"cell is singular along the periodic directions pbc={pbc.tolist()}: {cell_np.tolist()}")
+    if backend not in ("auto", "numpy", "torch"):
+        raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
+    device = positions.device if isinstance(positions, torch.Tensor) else torch.device("cpu")
+    if backend == "torch" or (backend == "auto" and device.type != "cpu"):
+        return _neighbor_list_torch(torch.as_tensor(pos, dtype=torch.float64, device=device), cutoff, full, pbc,
+                                    self_interaction, min_distance)
     inv = np.linalg.inv(full)
     # Wrap into the cell along periodic directions: wrapped = pos + wrap @ cell.
     frac = pos @ inv
@@ -242,3 +255,80 @@ def edge_vectors(
     if shifts is not None:
         vec = vec + shifts
     return vec
+
+
+def _neighbor_list_torch(pos: torch.Tensor, cutoff: float, full: np.ndarray, pbc: np.ndarray,
+                         self_interaction: bool, min_distance) -> tuple[torch.Tensor, torch.Tensor]:
+    """`neighbor_list` with torch operations on ``pos.device`` (float64): the same steps as the NumPy
+    version (wrap, images within the grown bounding box, bins of size ``cutoff``, the 27 neighbouring
+    bins), the same output and order."""
+    dev = pos.device
+    n = pos.shape[0]
+    fullt = torch.as_tensor(full, dtype=torch.float64, device=dev)
+    inv = torch.linalg.inv(fullt)
+    pbct = torch.as_tensor(pbc, device=dev)
+    frac = pos @ inv
+    wrap = torch.where(pbct, -torch.floor(frac), torch.zeros_like(frac))
+    wrapped = pos + wrap @ fullt
+
+    spacing = 1.0 / np.linalg.norm(np.linalg.inv(full), axis=0)
+    reps = np.where(pbc, np.ceil(cutoff / spacing), 0).astype(np.int64)
+    shifts = torch.as_tensor(np.array(list(itertools.product(*(range(-r, r + 1) for r in reps))), dtype=np.int64),
+                             device=dev)
+
+    lo = wrapped.min(dim=0).values - cutoff
+    hi = wrapped.max(dim=0).values + cutoff
+    img = wrapped[None, :, :] + (shifts.to(torch.float64) @ fullt)[:, None, :]
+    inside = ((img >= lo) & (img <= hi)).all(dim=-1)
+    s_idx, a_idx = torch.nonzero(inside, as_tuple=True)
+    img_pos = img[s_idx, a_idx]
+
+    nbins = torch.clamp(torch.floor((hi - lo) / cutoff).to(torch.int64) + 1, min=1)
+    if float(torch.prod(nbins.to(torch.float64))) > 2.0**62:
+        raise ValueError(f"positions span too large a box for cutoff={cutoff} (grid {nbins.tolist()})")
+
+    def bin_of(x):
+        return torch.minimum(torch.clamp(torch.floor((x - lo) / cutoff).to(torch.int64), min=0), nbins - 1)
+
+    def linear(b):
+        return (b[..., 0] * nbins[1] + b[..., 1]) * nbins[2] + b[..., 2]
+
+    img_lin = linear(bin_of(img_pos))
+    sorted_lin, order = torch.sort(img_lin, stable=True)
+    offsets = torch.as_tensor(_OFFSETS, device=dev)
+    nb = bin_of(wrapped)[:, None, :] + offsets[None, :, :]  # (n, 27, 3)
+    ok = ((nb >= 0) & (nb < nbins)).all(dim=-1)
+    owner_q = torch.arange(n, device=dev)[:, None].expand(ok.shape)[ok]
+    q_lin = linear(nb[ok])
+    start = torch.searchsorted(sorted_lin, q_lin, right=False)
+    count = torch.searchsorted(sorted_lin, q_lin, right=True) - start
+    total = int(count.sum())
+    owner = torch.repeat_interleave(owner_q, count)
+    within = torch.arange(total, device=dev) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+    cand = order[torch.repeat_interleave(start, count) + within]
+
+    diff = img_pos[cand] - wrapped[owner]
+    d2 = (diff * diff).sum(-1)
+    j = a_idx[cand]
+    s = shifts[s_idx[cand]]
+    keep = d2 < cutoff * cutoff
+    if not self_interaction:
+        keep &= ~((j == owner) & (s == 0).all(dim=1))
+    i, j, s, d2 = owner[keep], j[keep], s[keep], d2[keep]
+    unit = s + (wrap[j] - wrap[i]).to(torch.int64)
+
+    if min_distance is not None and d2.numel():
+        too_close = d2 < float(min_distance) ** 2
+        if self_interaction:
+            too_close &= ~((i == j) & (unit == 0).all(dim=1))
+        if bool(too_close.any()):
+            k = int(torch.nonzero(too_close)[0, 0])
+            raise ValueError(
+                f"positions: atoms {int(i[k])} and {int(j[k])} (shift {unit[k].tolist()}) are "
+                f"{float(d2[k].sqrt()):.4f} Å apart, closer than min_distance={min_distance} Å"
+            )
+
+    perm = torch.arange(i.shape[0], device=dev)  # lexicographic by (i, j, S): stable sorts, last key first
+    for key in (unit[:, 2], unit[:, 1], unit[:, 0], j, i):
+        perm = perm[torch.sort(key[perm], stable=True).indices]
+    return torch.stack([i[perm], j[perm]]), unit[perm].contiguous()
