@@ -100,3 +100,14 @@ def test_errors():
         S2Activation("0e + 1o", silu, resolution=1)
     with pytest.raises(ValueError, match="irreps_in.dim=4"):
         S2Activation("0e + 1o", silu)(torch.randn(2, 5))
+
+
+def test_separable(dtype):
+    irreps = s2_irreps(3)
+    full = S2Activation(irreps, silu, resolution=60).to(dtype)
+    sep = S2Activation(irreps, silu, resolution=60, separable=True).to(dtype)
+    x = irreps.randn(6, -1, dtype=dtype)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    assert (sep(x)[:, 0] - silu(x[:, 0])).abs().max() < tol  # the scalar: act of the scalar
+    assert (sep(x)[:, 1:] - full(x)[:, 1:]).abs().max() < tol  # the rest: from the grid
+    assert _relative_equivariance_error(sep.double()) < 1e-3

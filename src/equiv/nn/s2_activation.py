@@ -96,7 +96,7 @@ class S2Activation(nn.Module):
     """
 
     def __init__(self, irreps, act: Callable, lmax_out: int | None = None, resolution: int | None = None,
-                 normalization: str = "component") -> None:
+                 normalization: str = "component", separable: bool = False) -> None:
         super().__init__()
         self.irreps_in = _irreps(irreps, "S2Activation")
         p_val, p_arg = _signal_parities(self.irreps_in)
@@ -119,6 +119,7 @@ class S2Activation(nn.Module):
             p_val = parity
         self.irreps_out = s2_irreps(lmax_out, p_val, p_arg)
         self.act, self.lmax_out, self.resolution, self.normalization = act, lmax_out, resolution, normalization
+        self.separable = bool(separable)
         grid = sphere_grid(resolution, dtype=torch.float64)
         Y_in = spherical_harmonics(list(range(L + 1)), grid.points, normalization=normalization)  # (P, D_in)
         Y_out = spherical_harmonics(list(range(lmax_out + 1)), grid.points, normalization=normalization)
@@ -142,9 +143,12 @@ class S2Activation(nn.Module):
         return f @ self.from_grid_matrix.to(f.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.from_grid(self.act(self.to_grid(x)))
+        out = self.from_grid(self.act(self.to_grid(x)))
+        if self.separable:
+            out = torch.cat([self.act(x[..., :1]), out[..., 1:]], -1)
+        return out
 
     def extra_repr(self) -> str:
         name = getattr(self.act, "__name__", type(self.act).__name__)
         return (f"{self.irreps_in} -> {self.irreps_out}, act={name}, resolution={self.resolution} "
-                f"({self.grid_points} points), normalization={self.normalization!r}")
+                f"({self.grid_points} points), normalization={self.normalization!r}, separable={self.separable}")
