@@ -110,3 +110,23 @@ def check_save_load_and_unknown_elements(model, name, path):
     torch.testing.assert_close(loaded(b)["energy"], model(b)["energy"], atol=0, rtol=0)
     with pytest.raises(ValueError, match="unknown element"):
         model(single_batch(pos[:3], torch.tensor([6, 9, 1]), full_graph(3)))
+
+
+def check_symmetries(model):
+    """Energy invariant and forces equivariant under rotations, reflections, translations and atom
+    permutations (float64, max error < 1e-9), and the energy really depends on the geometry."""
+    from equiv.symmetry import assert_equivariant
+    from equiv.train.forces import predict_properties
+
+    pos, z = molecule()
+    edge_index = full_graph(len(z))
+
+    def fn(pos, z, edge_index):
+        out = predict_properties(model, single_batch(pos, z, edge_index))
+        return out["energy"][:, None], out["forces"]
+
+    rep = assert_equivariant(fn, (pos, z, edge_index), ["cartesian_points", None, None], ["0e", "cartesian_vectors"],
+                             permutations=True, node_inputs=(0, 1), index_inputs=(2,), node_outputs=(1,))
+    assert rep.max_error < 1e-9
+    e0, e1 = fn(pos, z, edge_index)[0], fn(pos * 1.05, z, edge_index)[0]
+    assert (e0 - e1).abs().item() > 1e-6

@@ -1,5 +1,6 @@
 """equiv.models.MACE: symmetry (rotation, reflection, translation, permutation), forces = -grad E,
-smooth cut-off, protocol (registry, save/load), both tensor-product algorithms, float32/float64."""
+smooth cut-off and stress (in test_potential_contract.py), protocol (registry, save/load), both tensor-product
+algorithms, float32/float64."""
 
 import math
 
@@ -9,10 +10,8 @@ import torch
 from equiv.data import AtomicData, collate
 from equiv.models import get_potential_class
 from equiv.models.mace import MACE
-from equiv.symmetry import assert_equivariant
 from equiv.train.forces import predict_properties
-from potential_case import (check_forces_match_finite_differences, check_periodic_stress,
-                            check_save_load_and_unknown_elements, check_smooth_at_cutoff)
+from potential_case import check_save_load_and_unknown_elements
 from potential_case import full_graph as _full_graph
 from potential_case import molecule as _molecule
 from potential_case import single_batch as _batch
@@ -26,37 +25,6 @@ def _model(tp="cg", dtype=torch.float64, **kw):
     m = MACE(species=[1, 6, 8], cutoff=3.0, atomic_energies=[-13.6, -1029.0, -2041.0], avg_num_neighbors=4.0,
              scale=0.7, shift=0.1, tp=tp, **{**SMALL, **kw})
     return m.to(dtype)
-
-
-@pytest.mark.parametrize("tp", ["cg", "gaunt"])
-def test_energy_invariant_forces_equivariant(tp):
-    model = _model(tp)
-    pos, z = _molecule()
-    edge_index = _full_graph(len(z))  # fixed graph: the cut-off envelope handles distances > r_c
-
-    def fn(pos, z, edge_index):
-        out = predict_properties(model, _batch(pos, z, edge_index))
-        return out["energy"][:, None], out["forces"]
-
-    rep = assert_equivariant(fn, (pos, z, edge_index), ["cartesian_points", None, None], ["0e", "cartesian_vectors"],
-                             permutations=True, node_inputs=(0, 1), index_inputs=(2,), node_outputs=(1,))
-    assert rep.max_error < 1e-9
-    # ... and the energy really depends on the geometry (the test could fail)
-    e0 = fn(pos, z, edge_index)[0]
-    e1 = fn(pos * 1.05, z, edge_index)[0]
-    assert (e0 - e1).abs().item() > 1e-6
-
-
-def test_forces_are_minus_gradient_finite_differences():
-    check_forces_match_finite_differences(_model())
-
-
-def test_energy_is_smooth_at_the_cutoff():
-    check_smooth_at_cutoff(_model())
-
-
-def test_periodic_stress_matches_finite_strain():
-    check_periodic_stress(_model())
 
 
 def test_gaunt_and_cg_are_different_models_with_fewer_weights_for_gaunt():
