@@ -305,13 +305,13 @@ def test_docs_example_runs(capsys):
 @pytest.mark.slow
 def test_layers_compile_without_graph_breaks():
     """Gate, BatchNorm (training: running statistics updated in the graph), Dropout, NormActivation
-    and S2Activation under torch.compile(fullgraph=True) give the eager outputs."""
-    from equiv.nn import Linear, S2Activation
+    (with Norm), LayerNorm and S2Activation under torch.compile(fullgraph=True) give the eager outputs."""
+    from equiv.nn import LayerNorm, Linear, S2Activation
 
     hidden = Irreps("16x0e + 8x1o + 4x2e")
     gate = Gate.for_irreps(hidden)
     block = torch.nn.Sequential(Linear("8x0e + 4x1o", gate.irreps_in), gate, BatchNorm(hidden),
-                                Dropout(hidden, 0.1), NormActivation(hidden, torch.sigmoid),
+                                Dropout(hidden, 0.1), NormActivation(hidden, torch.sigmoid), LayerNorm(hidden),
                                 Linear(hidden, "0e + 1o + 2e"), S2Activation("0e + 1o + 2e", silu))
     x = Irreps("8x0e + 4x1o").randn(32, -1)
     compiled = torch.compile(block, fullgraph=True)
