@@ -397,6 +397,9 @@ class ReducedTensorProducts(torch.nn.Module):
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         if len(xs) != len(self.indices):
             raise ValueError(f"ReducedTensorProducts({self.formula!r}): expected {len(self.indices)} inputs, got {len(xs)}")
+        if any(x.dtype != xs[0].dtype for x in xs) or not xs[0].is_floating_point():
+            raise ValueError(f"ReducedTensorProducts: expected floating-point inputs of one dtype, got "
+                             f"{[str(x.dtype) for x in xs]}")
         for x, irr, c in zip(xs, self.irreps_in, self.indices):
             if x.shape[-1] != irr.dim:
                 raise ValueError(f"ReducedTensorProducts: input {c!r} must have last dimension {irr.dim} ({irr}), "
