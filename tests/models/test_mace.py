@@ -76,15 +76,6 @@ def test_errors():
         MACE(species=[1, 6], atomic_energies=[0.0])
 
 
-def test_docstring_examples():
-    import doctest
-
-    import equiv.models.mace as module
-
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_same_energies_and_forces_as_mace_torch_with_converted_weights(tmp_path):
     """A mace-torch ScaleShiftMACE and MACE.from_mace_torch(it) give the same energies and forces."""
     pytest.importorskip("mace.modules")

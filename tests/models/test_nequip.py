@@ -55,14 +55,6 @@ def test_errors():
         NequIP(species=[8, 1])
 
 
-def test_docstring_example():
-    import doctest
-
-    import equiv.models.nequip as module
-
-    assert doctest.testmod(module).failed == 0
-
-
 def test_trains_with_the_potential_workflow(tmp_path):
     """`equiv train potential` with model nequip: the validation loss falls over a few epochs."""
     import json

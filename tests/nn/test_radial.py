@@ -67,12 +67,3 @@ def test_trainable_frequencies_get_gradients():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RadialEmbedding(**kwargs)
-
-
-def test_docstring_examples():
-    import doctest
-
-    import equiv.nn.radial as module
-
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0

@@ -226,12 +226,3 @@ def test_bad_inputs():
         sc(torch.randn(3, 5), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="species"):
         sc(torch.randn(3, 8), torch.zeros(3))
-
-
-def test_docstring_examples():
-    import doctest
-
-    import equiv.nn.symmetric_contraction as module
-
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0

@@ -156,11 +156,3 @@ def test_bad_arguments():
         equivariance_error(f, [x], ["1o"], ["1o"], permutations=True)
     with pytest.raises(ValueError, match="returned 1 output"):
         equivariance_error(f, [x], ["1o"], ["1o", "0e"])
-
-
-def test_docstring_examples():
-    import doctest
-
-    import equiv.symmetry._equivariance as module
-
-    assert doctest.testmod(module, extraglobs={"torch": torch}).failed == 0

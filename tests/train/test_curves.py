@@ -1,6 +1,5 @@
 """Learning curves: what is drawn from a history, errors, and plots skipped without matplotlib."""
 
-import doctest
 import json
 
 import pytest
@@ -51,10 +50,6 @@ def test_errors(tmp_path):
         curves.learning_curve([], tmp_path / "x.png")
     with pytest.raises(ValueError, match="either"):
         curves.learning_curve(_history(2))
-
-
-def test_doctest():
-    assert doctest.testmod(curves).failed == 0
 
 
 def test_training_without_matplotlib_skips_plots(tmp_path, monkeypatch, capsys):

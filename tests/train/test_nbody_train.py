@@ -79,15 +79,6 @@ def test_bad_options(tmp_path):
         train_nbody(model="egnn", scheduler="cosine-warmup", warmup=-1, out=str(tmp_path))
 
 
-def test_module_doctests():
-    import doctest
-
-    import equiv.train.nbody as module
-
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted >= 2 and result.failed == 0
-
-
 def test_val_every_and_time_limit(tmp_path):
     r = train_nbody(SMALL, epochs=3, val_every=2, out=str(tmp_path / "v"))
     assert r["epochs_run"] == 3 and r["best_epoch"] in (2, 3)
