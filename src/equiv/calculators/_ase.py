@@ -39,6 +39,29 @@ class EquivCalculator(Calculator):
         ``"cpu"`` or ``"cuda"``.
     dtype : torch.dtype, optional
         Default: the model's dtype.
+
+    Examples
+    --------
+    Save a tiny potential, then load it as an ASE calculator:
+
+    >>> import os, tempfile
+    >>> from ase.build import molecule
+    >>> from equiv.models import ToyPotential
+    >>> from equiv.train import save_potential
+    >>> model = ToyPotential(species=[1, 8], cutoff=3.5, atomic_energies=[-13.6, -2038.0], channels=4, hidden=8)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "model.pt")
+    ...     save_potential(model.double(), path)
+    ...     calc = EquivCalculator(path)
+    >>> atoms = molecule("H2O")
+    >>> atoms.calc = calc
+    >>> isinstance(atoms.get_potential_energy(), float)
+    True
+    >>> forces = atoms.get_forces()
+    >>> forces.shape
+    (3, 3)
+    >>> bool(abs(forces.sum(axis=0)).max() < 1e-10)  # translation invariance: no net force
+    True
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]

@@ -42,7 +42,15 @@ _SYMBOLS = (
 
 
 def chemical_symbol(z: int) -> str:
-    """Chemical symbol of atomic number ``z`` (``chemical_symbol(8) == 'O'``)."""
+    """Chemical symbol of atomic number ``z`` (``chemical_symbol(8) == 'O'``).
+
+    Examples
+    --------
+    >>> chemical_symbol(8), chemical_symbol(1), chemical_symbol(118)
+    ('O', 'H', 'Og')
+    >>> [chemical_symbol(z) for z in (6, 7, 26)]
+    ['C', 'N', 'Fe']
+    """
     if not 1 <= int(z) <= MAX_ATOMIC_NUMBER:
         raise ValueError(f"atomic number must be in 1..{MAX_ATOMIC_NUMBER}, got {z}")
     return _SYMBOLS[int(z)]

@@ -47,6 +47,17 @@ class Batch:
         ``positions[edge_index[1]] - positions[edge_index[0]] + shifts``
     cell : (G, 3, 3) float, pbc : (G, 3) bool
     energy : (G,) float or None — eV; forces : (N, 3) or None — eV/Å; stress : (G, 3, 3) or None — eV/Å³
+
+    Examples
+    --------
+    >>> from equiv.data.atoms import AtomicData
+    >>> h2 = AtomicData(positions=[[0, 0, 0], [0, 0, 0.74]], atomic_numbers=[1, 1]).with_graph(2.0)
+    >>> h = AtomicData(positions=[[0, 0, 0.0]], atomic_numbers=[1]).with_graph(2.0)
+    >>> b = collate([h2, h])
+    >>> b.num_graphs, b.n_atoms.tolist(), b.ptr.tolist(), b.batch.tolist()
+    (2, [2, 1], [0, 2, 3], [0, 0, 1])
+    >>> tuple(b.positions.shape), tuple(b.cell.shape), b.energy is None
+    ((3, 3), (2, 3, 3), True)
     """
 
     positions: torch.Tensor
@@ -117,6 +128,17 @@ def collate(data: Sequence[AtomicData]) -> Batch:
     Returns
     -------
     Batch
+
+    Examples
+    --------
+    >>> from equiv.data.atoms import AtomicData
+    >>> a = AtomicData(positions=[[0, 0, 0], [0, 0, 0.96]], atomic_numbers=[8, 1], energy=-1.0)
+    >>> b = AtomicData(positions=[[0, 0, 0], [0, 0, 0.74]], atomic_numbers=[1, 1], energy=-2.0)
+    >>> batch = collate([a.with_graph(2.0), b.with_graph(2.0)])
+    >>> batch.atomic_numbers.tolist(), batch.energy.tolist()
+    ([8, 1, 1, 1], [-1.0, -2.0])
+    >>> batch.edge_index.tolist()  # edges of the second structure are offset by its first atom, 2
+    [[0, 1, 2, 3], [1, 0, 3, 2]]
     """
     if len(data) == 0:
         raise ValueError("data: cannot collate an empty list of structures")

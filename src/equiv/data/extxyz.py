@@ -118,6 +118,30 @@ def read_extxyz(path, index: str | int | slice = ":", energy_key: str | None = N
     -------
     list of AtomicData
         ``info`` keeps the frame's ``atoms.info`` plus ``index`` and ``source``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from ase.build import molecule
+    >>> from ase.io import write
+    >>> frames = []
+    >>> for k in range(2):
+    ...     atoms = molecule("H2O")
+    ...     atoms.info["REF_energy"] = -14.0 - k
+    ...     atoms.new_array("REF_forces", np.full((3, 3), 0.1 * k))
+    ...     frames.append(atoms)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(tmp.name, "water.xyz")
+    >>> write(path, frames, format="extxyz")
+    >>> data = read_extxyz(path)
+    >>> len(data), data[0].n_atoms, [float(d.energy) for d in data]
+    (2, 3, [-14.0, -15.0])
+    >>> tuple(data[1].forces.shape), data[1].info["index"], data[1].info["source"]
+    ((3, 3), 1, 'water.xyz')
+    >>> len(read_extxyz(path, index="-1"))
+    1
+    >>> tmp.cleanup()
     """
     from ase.io import read
 
@@ -171,6 +195,17 @@ def split_isolated_atoms(data: Sequence[AtomicData]) -> tuple[dict[int, float], 
     Returns
     -------
     (e0, rest) : dict mapping atomic number to energy (eV), and the other frames.
+
+    Examples
+    --------
+    >>> h = AtomicData(positions=[[0, 0, 0.0]], atomic_numbers=[1], energy=-13.6)
+    >>> o = AtomicData(positions=[[0, 0, 0.0]], atomic_numbers=[8], energy=-2041.0)
+    >>> oh = AtomicData(positions=[[0, 0, 0], [0, 0, 0.97]], atomic_numbers=[8, 1], energy=-2060.0)
+    >>> e0, rest = split_isolated_atoms([h, oh, o])
+    >>> e0
+    {1: -13.6, 8: -2041.0}
+    >>> len(rest), rest[0].n_atoms
+    (1, 2)
     """
     e0, rest = {}, []
     for d in data:

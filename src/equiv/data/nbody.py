@@ -76,7 +76,7 @@ _CACHE_VERSION = 1
 
 
 class NBodySplit(NamedTuple):
-    """One split of the charged N-body data, in the layout of the original ``.npy`` files.
+    r"""One split of the charged N-body data, in the layout of the original ``.npy`` files.
 
     Attributes
     ----------
@@ -88,6 +88,22 @@ class NBodySplit(NamedTuple):
         ``(N, 5, 1)`` float64 in {-1, +1} (``charges_*.npy``).
     edges : numpy.ndarray
         ``(N, 5, 5)`` float64, :math:`q q^\top` (``edges_*.npy``).
+
+    Examples
+    --------
+    :func:`generate_charged` returns one per split (here 2 short training simulations, 2 recorded
+    frames each):
+
+    >>> data = generate_charged(2, 1, 1, steps=300, cache=False, progress=False)
+    >>> s = data["train"]
+    >>> s._fields
+    ('positions', 'velocities', 'charges', 'edges')
+    >>> s.positions.shape, s.velocities.shape, s.charges.shape, s.edges.shape
+    ((2, 2, 3, 5), (2, 2, 3, 5), (2, 5, 1), (2, 5, 5))
+    >>> bool(np.array_equal(s.edges, s.charges @ s.charges.transpose(0, 2, 1)))
+    True
+    >>> s.positions[0, -1].T.shape   # last frame of the first simulation, one row per particle
+    (5, 3)
     """
 
     positions: np.ndarray

@@ -52,6 +52,30 @@ def data_dir(subdir: str | None = None) -> Path:
     ------
     FileNotFoundError
         With the list of places that were tried.
+
+    Examples
+    --------
+    ``EQUIV_DATA`` takes precedence over the folders found from the repository and the current
+    directory:
+
+    >>> import os, tempfile
+    >>> from pathlib import Path
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> os.mkdir(os.path.join(tmp.name, "rmd17"))
+    >>> old = os.environ.get("EQUIV_DATA")
+    >>> os.environ["EQUIV_DATA"] = tmp.name
+    >>> data_dir() == Path(tmp.name), data_dir("rmd17") == Path(tmp.name) / "rmd17"
+    (True, True)
+    >>> try:
+    ...     data_dir("3bpa")
+    ... except FileNotFoundError:
+    ...     print("no 3bpa/ in this data folder")
+    no 3bpa/ in this data folder
+    >>> if old is None:
+    ...     del os.environ["EQUIV_DATA"]
+    ... else:
+    ...     os.environ["EQUIV_DATA"] = old
+    >>> tmp.cleanup()
     """
     env = os.environ.get("EQUIV_DATA")
     if env:

@@ -66,6 +66,26 @@ def read_rmd17(molecule: str, split: str = "train", root=None, indices=None) -> 
     -------
     list of AtomicData
         Energies in eV, forces in eV/Å; ``info`` holds ``index`` (frame) and ``source``.
+
+    Examples
+    --------
+    A tiny stand-in for ``rmd17_ethanol_train_01.npz`` (4 frames of a 3-atom molecule, kcal/mol units):
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> xyz = np.array([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]])
+    >>> np.savez(os.path.join(tmp.name, "rmd17_ethanol_train_01.npz"), nuclear_charges=np.array([8, 1, 1]),
+    ...          coords=np.stack([xyz] * 4), energies=np.array([-10.0, -20.0, -30.0, -40.0]),
+    ...          forces=np.ones((4, 3, 3)))
+    >>> frames = read_rmd17("ethanol", root=tmp.name, indices=[0, 2])
+    >>> len(frames), frames[1].n_atoms, frames[1].info["index"], frames[1].info["source"]
+    (2, 3, 2, 'rmd17_ethanol_train_01.npz')
+    >>> round(float(frames[0].energy), 6), round(float(frames[0].forces[0, 0]), 6)  # kcal/mol -> eV
+    (-0.433641, 0.043364)
+    >>> len(read_rmd17(os.path.join(tmp.name, "rmd17_ethanol_train_01.npz")))  # a path works too
+    4
+    >>> tmp.cleanup()
     """
     path = _resolve(molecule, split, root)
     if not path.is_file():
@@ -112,6 +132,28 @@ def rmd17_splits(molecule: str, n_train: int = 950, n_valid: int = 50, seed: int
     Returns
     -------
     (train, valid, test) : three lists of AtomicData
+
+    Examples
+    --------
+    Small stand-in files with the rMD17 keys (6 training and 5 test frames):
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> xyz = np.array([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]])
+    >>> for split, n in (("train", 6), ("test", 5)):
+    ...     np.savez(os.path.join(tmp.name, f"rmd17_ethanol_{split}_01.npz"),
+    ...              nuclear_charges=np.array([8, 1, 1]), coords=np.stack([xyz] * n),
+    ...              energies=-np.arange(n, dtype=float), forces=np.zeros((n, 3, 3)))
+    >>> train, valid, test = rmd17_splits("ethanol", n_train=4, n_valid=2, root=tmp.name)
+    >>> len(train), len(valid), len(test)
+    (4, 2, 5)
+    >>> sorted(d.info["index"] for d in train + valid)  # disjoint subsets of the training file
+    [0, 1, 2, 3, 4, 5]
+    >>> again = rmd17_splits("ethanol", n_train=4, n_valid=2, root=tmp.name)[0]
+    >>> [d.info["index"] for d in again] == [d.info["index"] for d in train]  # same seed, same split
+    True
+    >>> tmp.cleanup()
     """
     pool = read_rmd17(molecule, "train", root)
     if n_train < 1 or n_valid < 0 or n_train + n_valid > len(pool):

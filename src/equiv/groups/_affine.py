@@ -118,6 +118,19 @@ class E3(Group):
     :meth:`sample` draws a Haar element of O(3) and a Gaussian translation of standard deviation
     ``scale``. The finite generator is the inversion; the Lie algebra is
     :math:`\\mathfrak{so}(3) \\oplus \\mathbb{R}^3`.
+
+    Examples
+    --------
+    >>> G = E3()
+    >>> g = G.element(-torch.eye(3)[None], torch.tensor([[1.0, 0.0, 0.0]]))  # x -> -x + (1, 0, 0)
+    >>> g.shape
+    torch.Size([1, 4, 4])
+    >>> x = torch.tensor([1.0, 2.0, 3.0])
+    >>> G.act(g[0], x, "cartesian_points"), G.act(g[0], x, "cartesian_vectors")  # vectors ignore t
+    (tensor([ 0., -2., -3.]), tensor([-1., -2., -3.]))
+    >>> h = G.sample(3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    >>> torch.allclose(G.compose(h, G.inverse(h)), G.identity(3, dtype=torch.float64))
+    True
     """
 
     d = 4

@@ -67,6 +67,16 @@ class OrbitGrid:
     weights : Tensor ``(G,)``
         quadrature weights summing to 1: the weighted mean over the grid approximates the average over
         the (compact part of the) group.
+
+    Examples
+    --------
+    >>> from equiv.groups import SO2
+    >>> grid = SO2("z").orbit(8)
+    >>> len(grid), grid.shape, grid.layout, grid.elements.shape, grid.coords["angle"].shape
+    (8, (8,), 'circle', torch.Size([8, 3, 3]), torch.Size([8]))
+    >>> mean = torch.einsum("g,gij->ij", grid.weights, grid.elements)  # average rotation about z
+    >>> torch.allclose(mean, torch.diag(torch.tensor([0.0, 0.0, 1.0])), atol=1e-6)
+    True
     """
 
     elements: torch.Tensor
@@ -85,6 +95,21 @@ class Group:
 
     Subclasses set ``name`` and ``d`` and implement :meth:`sample`, :meth:`orbit`,
     :meth:`discrete_generators`, :meth:`lie_generators` and :meth:`contains`.
+
+    Examples
+    --------
+    Generic code through a concrete group (here O(3), from :func:`equiv.groups.get_group`):
+
+    >>> from equiv.groups import get_group
+    >>> G = get_group("o3")
+    >>> g = G.sample(2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    >>> G, g.shape, bool(G.contains(g).all())
+    (O(3), torch.Size([2, 3, 3]), True)
+    >>> torch.allclose(G.compose(g, G.inverse(g)), G.identity(2, dtype=torch.float64))
+    True
+    >>> x = torch.randn(2, 3, dtype=torch.float64)  # one vector per element of the batch
+    >>> torch.allclose(G.act(g, x, "1o"), G.act(g, x, "cartesian_vectors"))  # 1o is (x, y, z)
+    True
     """
 
     name: str = "group"

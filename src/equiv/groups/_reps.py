@@ -134,6 +134,18 @@ class IrrepRep(_Base):
 
     ``D(Q)`` for an improper ``Q`` (``det Q = -1``) includes the parity ``p``. Defined only for
     orthogonal 3x3 ``Q`` (rotation and reflection groups; not for scalings).
+
+    Examples
+    --------
+    >>> rep = IrrepRep(1, -1)  # the vector irrep 1o
+    >>> rep, str(rep), rep.dim, Rep("2x1o").blocks
+    (IrrepRep(l=1, p=-1), '1o', 3, ((2, IrrepRep(l=1, p=-1)),))
+    >>> from equiv.groups import SO3
+    >>> Q = SO3().sample(1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)[0]
+    >>> torch.allclose(rep.matrix(Q), Q), torch.allclose(rep.matrix(-Q), -Q)  # 1o acts like (x, y, z)
+    (True, True)
+    >>> torch.allclose(IrrepRep(1, 1).matrix(-Q), Q)  # 1e (axial vector) ignores the inversion
+    True
     """
 
     l: int
@@ -359,5 +371,16 @@ def _parse_irreps(spec) -> list[tuple[int, _Base]]:
 
 
 def as_rep(spec) -> Rep:
-    """Coerce ``spec`` (``Rep``, irreps string, ``Irreps``, base, blocks) into a :class:`Rep`."""
+    """Coerce ``spec`` (``Rep``, irreps string, ``Irreps``, base, blocks) into a :class:`Rep`.
+
+    Examples
+    --------
+    >>> as_rep("2x0e + 1x1o")
+    Rep('2x0e+1x1o')
+    >>> as_rep(IrrepRep(2, 1)).dim, as_rep([(2, IrrepRep(0, 1)), (1, TensorRep(2))])
+    (5, Rep('2x0e+1xT2'))
+    >>> r = Rep.vector()
+    >>> as_rep(r) is r  # a Rep is returned unchanged
+    True
+    """
     return spec if isinstance(spec, Rep) else Rep(spec)

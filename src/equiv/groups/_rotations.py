@@ -24,7 +24,15 @@ _AXES = {"x": 0, "y": 1, "z": 2}
 
 
 def axis_vector(axis, dtype=None, device=None) -> torch.Tensor:
-    """A unit 3-vector from ``"x"``, ``"y"``, ``"z"`` or any non-zero 3-vector."""
+    """A unit 3-vector from ``"x"``, ``"y"``, ``"z"`` or any non-zero 3-vector.
+
+    Examples
+    --------
+    >>> axis_vector("y")
+    tensor([0., 1., 0.])
+    >>> axis_vector([3.0, 0.0, 4.0])  # normalised
+    tensor([0.6000, 0.0000, 0.8000])
+    """
     dtype = dtype or torch.get_default_dtype()
     if isinstance(axis, str):
         if axis.lower() not in _AXES:
@@ -39,7 +47,18 @@ def axis_vector(axis, dtype=None, device=None) -> torch.Tensor:
 
 
 def cross_matrix(v: torch.Tensor) -> torch.Tensor:
-    """:math:`[v]_\\times`, shape ``(..., 3, 3)``, with :math:`[v]_\\times w = v \\times w`."""
+    """:math:`[v]_\\times`, shape ``(..., 3, 3)``, with :math:`[v]_\\times w = v \\times w`.
+
+    Examples
+    --------
+    >>> v, w = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.5, -1.0, 2.0])
+    >>> cross_matrix(v)
+    tensor([[ 0., -3.,  2.],
+            [ 3.,  0., -1.],
+            [-2.,  1.,  0.]])
+    >>> torch.allclose(cross_matrix(v) @ w, torch.linalg.cross(v, w))
+    True
+    """
     z = torch.zeros_like(v[..., 0])
     x, y, w = v[..., 0], v[..., 1], v[..., 2]
     return torch.stack(
@@ -152,6 +171,21 @@ class O2(SO2):
 
     The finite generator is the reflection :math:`I - 2 u u^\\top` through the plane spanned by the
     axis and one perpendicular direction; with the rotations it generates the group.
+
+    Examples
+    --------
+    >>> G = O2("z")
+    >>> P = G.reflection()  # fixes the axis, det -1
+    >>> P
+    tensor([[ 1.,  0.,  0.],
+            [ 0., -1.,  0.],
+            [ 0.,  0.,  1.]], dtype=torch.float64)
+    >>> bool(G.contains(P)), bool(SO2("z").contains(P))
+    (True, False)
+    >>> bool(G.contains(G.sample(4, generator=torch.Generator().manual_seed(0))).all())
+    True
+    >>> G.orbit(4).shape  # 4 rotations, then the same after the reflection
+    (2, 4)
     """
 
     def __init__(self, axis="z"):
@@ -275,6 +309,17 @@ class O3(SO3):
 
     :meth:`orbit` returns the SO(3) grid and the same grid composed with the inversion, shape
     ``(2, nb, na, num_angles)``.
+
+    Examples
+    --------
+    >>> G, inversion = O3(), -torch.eye(3)
+    >>> bool(G.contains(inversion)), bool(SO3().contains(inversion))
+    (True, False)
+    >>> x = torch.tensor([1.0, 2.0, 3.0])
+    >>> G.act(inversion, x, "1o"), G.act(inversion, x, "1e")  # odd and even parity
+    (tensor([-1., -2., -3.]), tensor([1., 2., 3.]))
+    >>> G.orbit(16, num_angles=2).shape
+    (2, 3, 6, 2)
     """
 
     name = "O(3)"

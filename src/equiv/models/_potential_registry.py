@@ -64,6 +64,18 @@ def register_potential(name: str):
     ----------
     name : str
         Registry key, used in training configs (``model: <name>``) and saved-model files.
+
+    Examples
+    --------
+    >>> import torch
+    >>> @register_potential("doc-example-potential")
+    ... class DocExamplePotential(torch.nn.Module):
+    ...     pass
+    >>> get_potential_class("doc-example-potential") is DocExamplePotential
+    True
+    >>> "doc-example-potential" in available_potentials()
+    True
+    >>> del _REGISTRY["doc-example-potential"]  # leave the registry as it was
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
@@ -106,6 +118,13 @@ def get_potential_class(name: str) -> type:
     ------
     ValueError
         Unknown name; the message lists the available ones.
+
+    Examples
+    --------
+    >>> get_potential_class("toy").__name__
+    'ToyPotential'
+    >>> get_potential_class("equiv.models:NequIP").__name__
+    'NequIP'
     """
     if name in _REGISTRY:
         return _REGISTRY[name]
@@ -123,12 +142,29 @@ def get_potential_class(name: str) -> type:
 
 
 def available_potentials() -> list[str]:
-    """Names of the registered and built-in potentials."""
+    """Names of the registered and built-in potentials.
+
+    Examples
+    --------
+    >>> names = available_potentials()
+    >>> "toy" in names, names == sorted(names)
+    (True, True)
+    """
     return sorted(set(_REGISTRY) | set(_BUILTIN))
 
 
 def potential_name(model) -> str:
-    """The registry name of a model instance (``"module:Class"`` for unregistered classes)."""
+    """The registry name of a model instance (``"module:Class"`` for unregistered classes).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from equiv.models import ToyPotential
+    >>> potential_name(ToyPotential(species=[1, 8], cutoff=3.0, channels=4, hidden=8))
+    'toy'
+    >>> potential_name(torch.nn.Linear(2, 2))
+    'torch.nn.modules.linear:Linear'
+    """
     cls = type(model)
     for name, c in _REGISTRY.items():
         if c is cls:

@@ -78,6 +78,26 @@ class ToyPotential(nn.Module):
     Shapes
     ------
     ``forward(batch)`` -> ``{"energy": (n_graphs,), "node_energy": (n_atoms,)}``.
+
+    Examples
+    --------
+    The energy of a water molecule, and its invariance under a rotation:
+
+    >>> import torch
+    >>> from equiv.data import AtomicData, collate
+    >>> from equiv.so3 import random_rotation
+    >>> model = ToyPotential(species=[1, 8], cutoff=3.0, atomic_energies=[-13.6, -2038.0], channels=4, hidden=8)
+    >>> model = model.double()
+    >>> pos = torch.tensor([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]], dtype=torch.float64)
+    >>> def predict(p):
+    ...     data = AtomicData(positions=p, atomic_numbers=[8, 1, 1]).with_graph(3.0)
+    ...     return model(collate([data]).to(dtype=torch.float64))
+    >>> out = predict(pos)
+    >>> out["energy"].shape, out["node_energy"].shape
+    (torch.Size([1]), torch.Size([3]))
+    >>> R = random_rotation(1, dtype=torch.float64)[0]
+    >>> bool(torch.allclose(predict(pos @ R.T)["energy"], out["energy"]))
+    True
     """
 
     def __init__(self, species, cutoff: float = 5.0, atomic_energies=None, avg_num_neighbors: float = 1.0,

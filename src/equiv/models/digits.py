@@ -37,6 +37,18 @@ class DigitsCNN(nn.Module):
 
     Shapes: ``(B, 1, 8, 8) -> (B, num_classes)`` logits. The convolutions are translation-equivariant;
     nothing in the architecture relates rotated digits.
+
+    Examples
+    --------
+    >>> model = DigitsCNN(channels=4)
+    >>> images = torch.rand(3, 1, 8, 8)
+    >>> logits = model(images)
+    >>> logits.shape
+    torch.Size([3, 10])
+    >>> logits.argmax(-1).shape  # predicted classes
+    torch.Size([3])
+    >>> model(images[:, 0]).shape  # (B, 8, 8) works too
+    torch.Size([3, 10])
     """
 
     def __init__(self, channels: int = 32, num_classes: int = 10):

@@ -41,6 +41,27 @@ class EGNNLayer(nn.Module):
     Shapes:
         - h: ``(B, N, hidden)``; x, v: ``(B, N, 3)``; a: ``(B, N, N, edge_dim)``; mask ``(N, N, 1)``
         - output: ``(h, x)`` with the shapes of the inputs.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from equiv.so3 import random_rotation
+    >>> layer = EGNNLayer(hidden=8, edge_dim=1).double()
+    >>> B, N = 2, 4
+    >>> h = torch.randn(B, N, 8, dtype=torch.float64)
+    >>> x, v = torch.randn(B, N, 3, dtype=torch.float64), torch.randn(B, N, 3, dtype=torch.float64)
+    >>> a = torch.ones(B, N, N, 1, dtype=torch.float64)
+    >>> mask = (1 - torch.eye(N, dtype=torch.float64))[:, :, None]  # no self-messages
+    >>> h_out, x_out = layer(h, x, v, a, mask)
+    >>> h_out.shape, x_out.shape
+    (torch.Size([2, 4, 8]), torch.Size([2, 4, 3]))
+
+    Rotating and translating the inputs leaves ``h`` unchanged and moves ``x`` along:
+
+    >>> R, t = random_rotation(1, dtype=torch.float64)[0], torch.randn(3, dtype=torch.float64)
+    >>> h_rot, x_rot = layer(h, x @ R.T + t, v @ R.T, a, mask)
+    >>> bool(torch.allclose(h_rot, h_out)), bool(torch.allclose(x_rot, x_out @ R.T + t))
+    (True, True)
     """
 
     def __init__(self, hidden: int, edge_dim: int, activation: type[nn.Module] = nn.SiLU) -> None:

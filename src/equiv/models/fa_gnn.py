@@ -43,6 +43,23 @@ class GNNLayer(nn.Module):
     Shapes:
         - h: ``(B, N, hidden)``; a: ``(B, N, N, edge_dim)``; mask: ``(N, N, 1)``
         - output: ``(B, N, hidden)``
+
+    Examples
+    --------
+    >>> layer = GNNLayer(hidden=8, edge_dim=2).double()
+    >>> N = 5
+    >>> h = torch.randn(3, N, 8, dtype=torch.float64)
+    >>> a = torch.randn(3, N, N, 2, dtype=torch.float64)
+    >>> mask = (1 - torch.eye(N, dtype=torch.float64))[:, :, None]  # no self-messages
+    >>> out = layer(h, a, mask)
+    >>> out.shape
+    torch.Size([3, 5, 8])
+
+    Relabelling the nodes permutes the output in the same way:
+
+    >>> p = torch.randperm(N)
+    >>> bool(torch.allclose(layer(h[:, p], a[:, p][:, :, p], mask), out[:, p]))
+    True
     """
 
     def __init__(self, hidden: int, edge_dim: int, activation: type[nn.Module] = nn.SiLU) -> None:
@@ -85,6 +102,23 @@ class PlainGNN(nn.Module):
     Shapes:
         - positions, velocities: ``(B, N, 3)``; charges ``(B, N, 1)``
         - output: ``(B, N, 3)``
+
+    Examples
+    --------
+    >>> from equiv.so3 import random_rotation
+    >>> _ = torch.manual_seed(0)
+    >>> model = PlainGNN(hidden=8, num_layers=2).double()
+    >>> x, v = torch.randn(2, 5, 3, dtype=torch.float64), torch.randn(2, 5, 3, dtype=torch.float64)
+    >>> q = torch.ones(2, 5, 1, dtype=torch.float64)
+    >>> out = model(x, v, q)
+    >>> out.shape
+    torch.Size([2, 5, 3])
+
+    Unlike :class:`FrameAveragedGNN`, it does not follow a rotation of its inputs:
+
+    >>> R = random_rotation(1, dtype=torch.float64)[0]
+    >>> bool(torch.allclose(model(x @ R.T, v @ R.T, q), out @ R.T))
+    False
     """
 
     def __init__(self, hidden: int = 60, num_layers: int = 4, activation: type[nn.Module] = nn.SiLU) -> None:

@@ -114,6 +114,24 @@ class NequIP(nn.Module):
 
     Returns (forward): ``{"energy": (n_graphs,), "node_energy": (n_atoms,)}`` in eV; forces and stress
     by autograd (`equiv.train.forces.predict_properties`).
+
+    Examples
+    --------
+    A tiny model; the energy of a water molecule is invariant under rotations:
+
+    >>> import torch
+    >>> from equiv.data import AtomicData, collate
+    >>> from equiv.so3 import random_rotation
+    >>> model = NequIP(species=[1, 8], cutoff=3.0, channels=4, lmax=1, num_layers=1, radial_mlp=[8]).double()
+    >>> pos = torch.tensor([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]], dtype=torch.float64)
+    >>> def energy(p):
+    ...     data = AtomicData(positions=p, atomic_numbers=[8, 1, 1]).with_graph(3.0)
+    ...     return model(collate([data]).to(dtype=torch.float64))["energy"]
+    >>> energy(pos).shape
+    torch.Size([1])
+    >>> R = random_rotation(1, dtype=torch.float64)[0]
+    >>> bool(torch.allclose(energy(pos @ R.T), energy(pos)))
+    True
     """
 
     def __init__(self, species, cutoff: float = 5.0, atomic_energies=None, avg_num_neighbors: float = 1.0,

@@ -107,6 +107,27 @@ class SteerableTensorProduct(nn.Module):
 
     Shapes:
         - x ``(..., irreps_in1.dim)``, a ``(..., irreps_in2.dim)`` → ``(..., irreps_out.dim)``
+
+    Examples
+    --------
+    Features ``4x0e + 2x1o`` conditioned on spherical harmonics of a vector, with a gate:
+
+    >>> from equiv.so3 import random_rotation
+    >>> irreps = Irreps("4x0e + 2x1o")
+    >>> layer = SteerableTensorProduct(irreps, "1x0e + 1x1o", irreps, gate=True).double()
+    >>> x = irreps.randn(10, -1, dtype=torch.float64)
+    >>> r = torch.randn(10, 3, dtype=torch.float64)
+    >>> a = spherical_harmonics([0, 1], r, normalize=True)
+    >>> out = layer(x, a)
+    >>> out.shape
+    torch.Size([10, 10])
+
+    Equivariance: rotating both inputs rotates the output by the same Wigner matrices.
+
+    >>> R = random_rotation(1, dtype=torch.float64)[0]
+    >>> D = irreps.D_from_matrix(R)
+    >>> bool(torch.allclose(layer(x @ D.T, spherical_harmonics([0, 1], r @ R.T, normalize=True)), out @ D.T))
+    True
     """
 
     def __init__(self, irreps_in1, irreps_in2, irreps_out, *, product: str = "cg", gate: bool = False,
@@ -203,6 +224,22 @@ class SEGNNLayer(nn.Module):
     Shapes:
         - h ``(B, N, hidden.dim)``; edge attributes ``(B, P, attr.dim)`` and extra edge scalars
           ``(B, P, 2)`` for the ``P = N(N-1)`` ordered pairs; node attributes ``(B, N, attr.dim)``
+
+    Examples
+    --------
+    ``I, J`` list the ordered pairs ``(i, j)``, ``i != j``, sorted by the target ``i``:
+
+    >>> hidden, attr = Irreps("4x0e + 4x1o"), Irreps("1x0e + 1x1o")
+    >>> layer = SEGNNLayer(hidden, attr)
+    >>> B, N = 2, 4
+    >>> I, J = torch.tensor([[i, j] for i in range(N) for j in range(N) if i != j]).T
+    >>> x = torch.randn(B, N, 3)
+    >>> edge_attr = spherical_harmonics([0, 1], x[:, J] - x[:, I], normalize=True, normalization="integral")
+    >>> edge_extra = torch.randn(B, len(I), 2)  # e.g. distances and charge products
+    >>> node_attr = edge_attr.reshape(B, N, N - 1, -1).mean(2)
+    >>> h = hidden.randn(B, N, -1)
+    >>> layer(h, edge_attr, edge_extra, node_attr, I, J).shape
+    torch.Size([2, 4, 16])
     """
 
     def __init__(self, hidden_irreps, attr_irreps, extra_irreps="2x0e", product: str = "cg",

@@ -139,6 +139,31 @@ class SeparableFiberBundleConv(nn.Module):
         - f: ``(B, N, O, C)``; spatial basis ``(B, N, N, O, basis_dim)`` indexed (target i, source j);
           fibre basis ``(B or 1, O, O, basis_dim)``
         - output ``(B, N, O, C)``
+
+    Examples
+    --------
+    Bases from the invariants :math:`a^{(1)}, a^{(2)}, a^{(3)}` of the module docstring:
+
+    >>> def bases(x, o):
+    ...     rel = x[:, None, :, :] - x[:, :, None, :]  # [b, i, j] = x_j - x_i
+    ...     a1 = rel @ o.T  # (B, N, N, O)
+    ...     a2 = (rel[..., None, :] - a1[..., None] * o).norm(dim=-1)
+    ...     a3 = (o @ o.T)[None]  # (1, O, O)
+    ...     return PolynomialFeatures(2)(torch.stack([a1, a2], -1)), PolynomialFeatures(6)(a3[..., None])
+    >>> _ = torch.manual_seed(0)
+    >>> x, o = torch.randn(2, 5, 3, dtype=torch.float64), repulsion_grid(6, dtype=torch.float64)
+    >>> f = torch.randn(2, 5, 6, 4, dtype=torch.float64)
+    >>> conv = SeparableFiberBundleConv(channels=4, basis_dim=6).double()
+    >>> y = conv(f, *bases(x, o))  # the first training-mode call also calibrates the kernels
+    >>> y.shape, bool(conv.calibrated)
+    (torch.Size([2, 5, 6, 4]), True)
+
+    Rotating positions and orientations together leaves the output unchanged:
+
+    >>> from equiv.so3 import random_rotation
+    >>> R = random_rotation(1, dtype=torch.float64)[0]
+    >>> torch.allclose(conv(f, *bases(x @ R.T, o @ R.T)), y)
+    True
     """
 
     def __init__(self, channels: int, basis_dim: int, bias: bool = True) -> None:
@@ -187,6 +212,18 @@ class ConvNeXtBlock(nn.Module):
 
     Shapes:
         - as :class:`SeparableFiberBundleConv`.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> block = ConvNeXtBlock(channels=4, basis_dim=6, layer_scale=1e-6)
+    >>> f = torch.randn(2, 5, 6, 4)  # (B, N, O, C)
+    >>> spatial, fiber = torch.randn(2, 5, 5, 6, 6), torch.randn(1, 6, 6, 6)
+    >>> out = block(f, spatial, fiber)
+    >>> out.shape
+    torch.Size([2, 5, 6, 4])
+    >>> torch.allclose(out, f, atol=1e-4)  # a tiny layer scale starts the block near the identity
+    True
     """
 
     def __init__(self, channels: int, basis_dim: int, widening: int = 4, layer_scale: float | None = None) -> None:

@@ -126,6 +126,18 @@ def to_frames(x: torch.Tensor, frames: torch.Tensor, centre: torch.Tensor | None
     -------
     torch.Tensor
         ``(..., F, N, 3)``.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> x = torch.randn(10, 3, dtype=torch.float64)
+    >>> frames, t = pca_frames(x)
+    >>> xf = to_frames(x, frames, t)  # centred, in each of the 8 PCA frames
+    >>> xf.shape
+    torch.Size([8, 10, 3])
+    >>> C = xf.transpose(-1, -2) @ xf  # the covariance is diagonal in every frame
+    >>> torch.allclose(C, torch.diag_embed(torch.diagonal(C, dim1=-2, dim2=-1)))
+    True
     """
     if centre is not None:
         x = x - centre
@@ -148,6 +160,24 @@ def from_frames(y: torch.Tensor, frames: torch.Tensor, centre: torch.Tensor | No
     -------
     torch.Tensor
         ``(..., N, 3)``.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> x = torch.randn(10, 3, dtype=torch.float64)
+    >>> frames, t = pca_frames(x)
+    >>> torch.allclose(from_frames(to_frames(x, frames, t), frames, t), x)  # round trip
+    True
+
+    Averaging a map that is not equivariant over the frames makes it E(3)-equivariant:
+
+    >>> phi = lambda y: y * torch.tensor([1.0, 2.0, 3.0], dtype=y.dtype)
+    >>> def averaged(x):
+    ...     frames, t = pca_frames(x)
+    ...     return from_frames(phi(to_frames(x, frames, t)), frames, t)
+    >>> Q = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64)).Q  # orthogonal
+    >>> torch.allclose(averaged(x @ Q.T + 1.0), averaged(x) @ Q.T + 1.0)
+    True
     """
     out = (y @ frames.transpose(-1, -2)).mean(-3)
     return out if centre is None else out + centre

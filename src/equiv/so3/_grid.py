@@ -45,6 +45,15 @@ class SphereGrid:
         ``(n_beta * n_alpha, 3)`` unit vectors, :math:`\beta`-major (``points.view(n_beta, n_alpha, 3)``).
     weights : torch.Tensor
         ``(n_beta * n_alpha,)`` product weights, sum :math:`4\pi`.
+
+    Examples
+    --------
+    >>> grid = sphere_grid(4, dtype=torch.float64)
+    >>> grid.shape, grid.points.shape, grid.weights.shape
+    ((3, 5), torch.Size([15, 3]), torch.Size([15]))
+    >>> z = grid.points[:, 2]  # int z^2 dOmega = 4 pi / 3
+    >>> bool(torch.isclose(grid.integrate(z**2), torch.tensor(4 * torch.pi / 3, dtype=torch.float64)))
+    True
     """
 
     degree: int

@@ -188,7 +188,16 @@ class Irrep(tuple):
 
 
 class MulIr(namedtuple("MulIr", ["mul", "ir"])):
-    """A multiplicity and an irrep: ``MulIr(16, Irrep("1o"))`` is ``16x1o`` (``dim`` = 48)."""
+    """A multiplicity and an irrep: ``MulIr(16, Irrep("1o"))`` is ``16x1o`` (``dim`` = 48).
+
+    Examples
+    --------
+    >>> MulIr(16, Irrep("1o")), MulIr(16, Irrep("1o")).dim
+    (16x1o, 48)
+    >>> mul, ir = Irreps("16x0e + 8x1o")[1]  # the entries of an Irreps are MulIr
+    >>> mul, ir, ir.l, ir.p
+    (8, 1o, 1, -1)
+    """
 
     __slots__ = ()
 

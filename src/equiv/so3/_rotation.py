@@ -132,6 +132,15 @@ def matrix_to_angles(R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
     -------
     tuple of torch.Tensor
         ``alpha, beta, gamma``, each of shape ``(...)``.
+
+    Examples
+    --------
+    >>> R = random_rotation(4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    >>> alpha, beta, gamma = matrix_to_angles(R)
+    >>> alpha.shape, bool(((0 <= beta) & (beta <= torch.pi)).all())
+    (torch.Size([4]), True)
+    >>> torch.allclose(angles_to_matrix(alpha, beta, gamma), R)
+    True
     """
     R = torch.as_tensor(R)
     if R.shape[-2:] != (3, 3):

@@ -31,7 +31,18 @@ MODES = ("uvw", "uvu", "uvv", "uuw", "uuu", "uvuv", "uvu<v", "u<vw")
 
 
 class Instruction(NamedTuple):
-    """A normalised instruction (same fields as ``e3nn.o3.TensorProduct.instructions``)."""
+    """A normalised instruction (same fields as ``e3nn.o3.TensorProduct.instructions``).
+
+    Examples
+    --------
+    >>> from equiv.tp import FullyConnectedTensorProduct
+    >>> tp = FullyConnectedTensorProduct("2x0e + 1x1o", "1x0e + 1x1o", "3x0e + 2x1o")
+    >>> ins = tp.instructions[0]  # 2x0e (x) 1x0e -> 3x0e
+    >>> ins.i_in1, ins.i_in2, ins.i_out, ins.connection_mode, ins.has_weight, ins.path_shape
+    (0, 0, 0, 'uvw', True, (2, 1, 3))
+    >>> round(ins.path_weight**2, 6)  # "element": 1 / (2*1 + 1*1) input pairs into 0e
+    0.333333
+    """
 
     i_in1: int
     i_in2: int

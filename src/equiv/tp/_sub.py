@@ -58,7 +58,16 @@ class FullyConnectedTensorProduct(TensorProduct):
 
 
 def channelwise_irreps_out(irreps_in1, irreps_in2, filter_ir_out=None):
-    """Output irreps and ``uvu`` instructions of `ChannelwiseTensorProduct` (MACE/NequIP recipe)."""
+    """Output irreps and ``uvu`` instructions of `ChannelwiseTensorProduct` (MACE/NequIP recipe).
+
+    Examples
+    --------
+    >>> irreps_out, instructions = channelwise_irreps_out("8x0e + 8x1o", "0e + 1o", filter_ir_out=["0e", "1o"])
+    >>> irreps_out
+    8x0e+8x0e+8x1o+8x1o
+    >>> instructions[0], len(instructions)
+    ((0, 0, 0, 'uvu', True), 4)
+    """
     i1, i2 = _irreps(irreps_in1, "irreps_in1"), _irreps(irreps_in2, "irreps_in2")
     filt = _filter(filter_ir_out, "ChannelwiseTensorProduct")
     out, instr = [], []

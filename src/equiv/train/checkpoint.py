@@ -159,6 +159,19 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     ----------
     state : Mapping
         As returned by :func:`rng_state` (possibly after a checkpoint round trip).
+
+    Examples
+    --------
+    >>> import os, random, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(tmp.name, "ckpt.pt")
+    >>> save_checkpoint(path, {"rng": rng_state()})
+    >>> first = (random.random(), float(np.random.rand()), torch.rand(2))
+    >>> set_rng_state(load_checkpoint(path)["rng"])  # resume: the same numbers are drawn again
+    >>> again = (random.random(), float(np.random.rand()), torch.rand(2))
+    >>> first[:2] == again[:2], bool(torch.equal(first[2], again[2]))
+    (True, True)
+    >>> tmp.cleanup()
     """
     if not isinstance(state, Mapping):
         raise TypeError(f"state must be a mapping from rng_state(), got {type(state).__name__}")

@@ -18,7 +18,7 @@ model use :math:`\bar\theta`.
 ...     _ = lin.weight.fill_(1.0)
 >>> ema.update()
 >>> with ema.average_parameters():
-...     float(lin.weight) < 1.0
+...     float(lin.weight.detach()) < 1.0
 True
 """
 
@@ -42,6 +42,28 @@ class ExponentialMovingAverage:
         :math:`d_\\text{max}` in [0, 1).
     use_warmup : bool
         Use :math:`\\min(d, (1+n)/(10+n))` (default ``True``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Linear(2, 1)
+    >>> ema = ExponentialMovingAverage(model, decay=0.9)
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> for _ in range(3):
+    ...     opt.zero_grad()
+    ...     model(torch.ones(1, 2)).sum().backward()
+    ...     opt.step()
+    ...     ema.update()  # after every optimiser step
+    >>> ema.num_updates, round(ema.current_decay(), 4)  # warm-up: min(0.9, (1 + 3) / (10 + 3))
+    (3, 0.3077)
+    >>> current = model.weight.detach().clone()
+    >>> with ema.average_parameters():  # e.g. for validation
+    ...     averaged = model.weight.detach().clone()
+    >>> bool(torch.equal(averaged, ema.shadow[0])), bool(torch.equal(averaged, current))
+    (True, False)
+    >>> bool(torch.equal(model.weight, current))  # training weights are back
+    True
     """
 
     def __init__(self, module: torch.nn.Module, decay: float = 0.99, use_warmup: bool = True):

@@ -80,6 +80,29 @@ def compute_forces_and_stress(energy: torch.Tensor, positions: torch.Tensor, dis
     -------
     forces : (n_atoms, 3); virial, stress : (n_graphs, 3, 3) or None
         Stress of a structure with zero cell volume is NaN.
+
+    Examples
+    --------
+    >>> from ase.build import molecule
+    >>> from equiv.data import AtomicData, collate
+    >>> from equiv.models import ToyPotential
+    >>> _ = torch.manual_seed(0)
+    >>> model = ToyPotential(species=[1, 8], cutoff=3.5, channels=4, hidden=8).double()
+    >>> batch = collate([AtomicData.from_ase(molecule("H2O")).with_graph(3.5)])
+    >>> strained, positions, displacement = strain_batch(batch)
+    >>> forces, virial, stress = compute_forces_and_stress(model(strained)["energy"], positions)
+    >>> tuple(forces.shape), virial is None, stress is None
+    ((3, 3), True, True)
+    >>> bool(torch.allclose(forces.sum(0), torch.zeros(3, dtype=torch.float64), atol=1e-10))
+    True
+
+    With the strain leaf the virial and stress come too (NaN stress here: a molecule has no volume):
+
+    >>> strained, positions, displacement = strain_batch(batch, compute_stress=True)
+    >>> energy = model(strained)["energy"]
+    >>> forces, virial, stress = compute_forces_and_stress(energy, positions, displacement, batch.cell)
+    >>> tuple(virial.shape), bool(stress.isnan().all())
+    ((1, 3, 3), True)
     """
     inputs = [positions] if displacement is None else [positions, displacement]
     grads = torch.autograd.grad([energy.sum()], inputs, create_graph=training, retain_graph=training)
@@ -111,6 +134,22 @@ def predict_properties(model, batch, compute_forces: bool = True, compute_stress
     -------
     dict with ``"energy"`` (n_graphs,), ``"forces"`` (n_atoms, 3) and, with ``compute_stress``,
     ``"virial"`` and ``"stress"`` (n_graphs, 3, 3); plus anything else the model returned.
+
+    Examples
+    --------
+    >>> from ase.build import molecule
+    >>> from equiv.data import AtomicData, collate
+    >>> from equiv.models import ToyPotential
+    >>> _ = torch.manual_seed(0)
+    >>> model = ToyPotential(species=[1, 8], cutoff=3.5, channels=4, hidden=8).double()
+    >>> water = AtomicData.from_ase(molecule("H2O")).with_graph(3.5)
+    >>> out = predict_properties(model, collate([water, water]))
+    >>> sorted(out), tuple(out["energy"].shape), tuple(out["forces"].shape)
+    (['energy', 'forces', 'node_energy'], (2,), (6, 3))
+    >>> bool(torch.allclose(out["energy"][0], out["energy"][1])), out["forces"].requires_grad
+    (True, False)
+    >>> sorted(predict_properties(model, collate([water]), compute_stress=True))
+    ['energy', 'forces', 'node_energy', 'stress', 'virial']
     """
     if not (compute_forces or compute_stress):
         if training:

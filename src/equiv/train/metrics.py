@@ -38,7 +38,25 @@ _KEYS = ("n_e", "e_abs", "e_sq", "ea_abs", "ea_sq", "n_f", "f_abs", "f_sq", "n_s
 
 
 class ErrorAccumulator:
-    """Running sums of absolute and squared errors (inputs in eV, eV/Å, eV/Å³)."""
+    """Running sums of absolute and squared errors (inputs in eV, eV/Å, eV/Å³).
+
+    Examples
+    --------
+    >>> import torch
+    >>> acc = ErrorAccumulator()
+    >>> f64 = dict(dtype=torch.float64)
+    >>> for e_err in (0.002, 0.004):  # two batches of one 2-atom structure each
+    ...     acc.add(energy_pred=torch.tensor([-1.0 + e_err], **f64), energy_ref=torch.tensor([-1.0], **f64),
+    ...             n_atoms=torch.tensor([2]), forces_pred=torch.zeros(2, 3, **f64),
+    ...             forces_ref=torch.full((2, 3), 0.001, **f64))
+    >>> m = acc.compute()  # meV, meV/atom, meV/Å
+    >>> round(m["energy_mae"], 6), round(m["energy_per_atom_mae"], 6), round(m["forces_mae"], 6)
+    (3.0, 1.5, 1.0)
+    >>> sorted(m)
+    ['energy_mae', 'energy_per_atom_mae', 'energy_per_atom_rmse', 'energy_rmse', 'forces_mae', 'forces_rmse']
+    >>> acc.reset(); acc.compute()
+    {}
+    """
 
     def __init__(self):
         self.sums = torch.zeros(len(_KEYS), dtype=torch.float64)

@@ -46,6 +46,22 @@ def save_potential(model: torch.nn.Module, path: str | os.PathLike, metadata: di
     path : str or os.PathLike
     metadata : dict, optional
         Extra information stored alongside (must be ``torch.save``-able plain data).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from equiv.models import ToyPotential
+    >>> _ = torch.manual_seed(0)
+    >>> model = ToyPotential(species=[1, 8], cutoff=3.5, channels=4, hidden=8).double()
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(tmp.name, "water.pt")
+    >>> save_potential(model, path, metadata={"dataset": "toy"})
+    >>> state = load_checkpoint(path)
+    >>> state["format"], state["model"], state["species"], state["cutoff"], state["dtype"]
+    ('equiv-potential', 'toy', [1, 8], 3.5, 'float64')
+    >>> state["units"]["energy"], state["metadata"]
+    ('eV', {'dataset': 'toy'})
+    >>> tmp.cleanup()
     """
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel
     for attr in ("species", "cutoff", "hparams"):
@@ -84,6 +100,29 @@ def load_potential(path: str | os.PathLike, device: str | torch.device = "cpu", 
     Returns
     -------
     torch.nn.Module (and dict)
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from ase.build import molecule
+    >>> from equiv.data import AtomicData, collate
+    >>> from equiv.models import ToyPotential
+    >>> from equiv.train.forces import predict_properties
+    >>> _ = torch.manual_seed(0)
+    >>> model = ToyPotential(species=[1, 8], cutoff=3.5, channels=4, hidden=8).double()
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(tmp.name, "water.pt")
+    >>> save_potential(model, path, metadata={"note": "demo"})
+    >>> loaded, meta = load_potential(path, return_metadata=True)
+    >>> type(loaded).__name__, loaded.training, meta
+    ('ToyPotential', False, {'note': 'demo'})
+    >>> batch = collate([AtomicData.from_ase(molecule("H2O")).with_graph(loaded.cutoff)])
+    >>> e_saved = predict_properties(model, batch)["energy"]
+    >>> bool(torch.allclose(predict_properties(loaded, batch)["energy"], e_saved))
+    True
+    >>> next(load_potential(path, dtype=torch.float32).parameters()).dtype
+    torch.float32
+    >>> tmp.cleanup()
     """
     state = load_checkpoint(path, map_location="cpu")
     if state.get("format") != FORMAT:
