@@ -40,14 +40,21 @@ def _with_examples(name):
     return any(t.examples for t in doctest.DocTestFinder().find(importlib.import_module(name)))
 
 
+@pytest.fixture
+def restored_state():
+    """Default dtype and the potential registry as they were (examples may change both)."""
+    from equiv.models import _potential_registry
+
+    default, registry = torch.get_default_dtype(), dict(_potential_registry._REGISTRY)
+    yield
+    torch.set_default_dtype(default)
+    _potential_registry._REGISTRY.clear()
+    _potential_registry._REGISTRY.update(registry)
+
+
 @pytest.mark.parametrize("name", [m for m in MODULES if _with_examples(m)])
-def test_docstring_examples(name):
-    default = torch.get_default_dtype()
-    try:
-        result = doctest.testmod(importlib.import_module(name),
-                                 optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    finally:
-        torch.set_default_dtype(default)
+def test_docstring_examples(name, restored_state):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -151,26 +158,18 @@ def _blocks():
 
 
 @pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    """A temporary working directory and cache; dtype, numpy's functions and the registry restored."""
-    from equiv.models import _potential_registry
-
+def sandbox(tmp_path, monkeypatch, restored_state):
+    """A temporary working directory and cache; dtype, registry and numpy's functions restored."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EQUIV_CACHE", str(tmp_path / "cache"))
-    default, np_funcs = torch.get_default_dtype(), dict(vars(np))
-    registry = dict(_potential_registry._REGISTRY)
-    try:
-        yield tmp_path
-    finally:
-        torch.set_default_dtype(default)
-        for key, value in np_funcs.items():
-            if vars(np).get(key) is not value:
-                setattr(np, key, value)
-        _potential_registry._REGISTRY.clear()
-        _potential_registry._REGISTRY.update(registry)
-        import matplotlib.pyplot as plt
+    np_funcs = dict(vars(np))
+    yield tmp_path
+    for key, value in np_funcs.items():
+        if vars(np).get(key) is not value:
+            setattr(np, key, value)
+    import matplotlib.pyplot as plt
 
-        plt.close("all")
+    plt.close("all")
 
 
 @pytest.mark.parametrize("path, name, code", list(_blocks()))

@@ -75,7 +75,6 @@ def register_potential(name: str):
     True
     >>> "doc-example-potential" in available_potentials()
     True
-    >>> del _REGISTRY["doc-example-potential"]  # leave the registry as it was
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")

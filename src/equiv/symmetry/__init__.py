@@ -1,10 +1,15 @@
 """equiv.symmetry: equivariance errors and assertions, orbit evaluation, soft-equivariance regularisers."""
 
-# --- equivariance checks (owner: so3 engineer) ---
-from ._equivariance import EquivarianceReport, assert_equivariant, default_tolerance, equivariance_error  # noqa: E402,F401
+from ._equivariance import EquivarianceReport, assert_equivariant, default_tolerance, equivariance_error
+from ._orbit import METRICS, OrbitResult, orbit_evaluation
+from ._projector import EquivariantProjector, equivariant_basis
+from ._rep_mlp import GatedMLP, GatedNonlinearity, GatedProducts, make_equivariant_
+from ._soft import SoftEquivariance
 
-# --- soft equivariance (owner: symmetry-diagnostics engineer) ---
-from ._projector import EquivariantProjector, equivariant_basis  # noqa: E402,F401
-from ._rep_mlp import GatedMLP, GatedNonlinearity, GatedProducts, make_equivariant_  # noqa: E402,F401
-from ._soft import SoftEquivariance  # noqa: E402,F401
-from ._orbit import METRICS, OrbitResult, orbit_evaluation  # noqa: E402,F401
+__all__ = [
+    "EquivarianceReport", "assert_equivariant", "default_tolerance", "equivariance_error",
+    "METRICS", "OrbitResult", "orbit_evaluation",
+    "EquivariantProjector", "equivariant_basis",
+    "GatedMLP", "GatedNonlinearity", "GatedProducts", "make_equivariant_",
+    "SoftEquivariance",
+]

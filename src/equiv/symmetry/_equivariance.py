@@ -101,6 +101,14 @@ class EquivarianceReport:
         ``(num_samples, 3)`` the translations (zeros when not applied).
     permutations : list of torch.Tensor or None
         The node permutations :math:`\pi` used, or ``None``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> report = assert_equivariant(lambda p: p * p.norm(dim=-1, keepdim=True),
+    ...                             [torch.randn(10, 3, dtype=torch.float64)], irreps_in=["1o"], irreps_out=["1o"])
+    >>> report.group, tuple(report.abs_errors.shape), report.passed(), report.max_error < 1e-12
+    ('O(3)', (4, 1), True, True)
     """
 
     group: str

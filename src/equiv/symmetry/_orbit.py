@@ -91,6 +91,16 @@ class OrbitResult:
     higher_is_better : bool
     outputs : Tensor ``(G, B, ...)`` or None
         the mapped-back outputs :math:`g^{-1} f(g x)` when ``keep_outputs=True``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> res = orbit_evaluation(lambda p: p.norm(dim=-1, keepdim=True), torch.randn(5, 3), "so2_z", 12,
+    ...                        input_kinds=["cartesian_points"])
+    >>> tuple(res.values.shape), res.reference, tuple(res.aggregate().shape)
+    ((12, 5), 'consensus', (12,))
+    >>> res.summary()["orbit_std"] < 1e-6       # an invariant model scores the same on the whole orbit
+    True
     """
 
     group: Group

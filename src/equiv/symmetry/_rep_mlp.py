@@ -63,6 +63,21 @@ class GatedNonlinearity(nn.Module):
     are invariant).
 
     Shapes: ``(..., rep.dim + rep.num_gates) -> (..., rep.dim)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from equiv.groups import Rep, get_group
+    >>> rep = 2 * Rep.scalar() + Rep.vector()
+    >>> act = GatedNonlinearity(rep)
+    >>> rep.dim, rep.num_gates
+    (5, 1)
+    >>> x = torch.randn(4, 6, dtype=torch.float64)
+    >>> G = get_group("o3")
+    >>> g = G.sample(1, dtype=torch.float64)[0]
+    >>> gx = torch.cat([G.act(g, x[:, :5], rep), x[:, 5:]], -1)   # the gate is invariant
+    >>> bool(torch.allclose(act(gx), G.act(g, act(x), rep)))
+    True
     """
 
     def __init__(self, rep):
@@ -118,6 +133,20 @@ class GatedProducts(nn.Module):
         vectors, ``u, w`` for tensors).
 
     Shapes: ``(..., pre_rep.dim) -> (..., rep.dim)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from equiv.groups import Rep, get_group
+    >>> rep = Rep.scalar() + Rep.vector()
+    >>> act = GatedProducts(rep)
+    >>> act.pre_rep.dim                          # rep, one gate, then p, q, M, y
+    23
+    >>> x = torch.randn(4, act.pre_rep.dim, dtype=torch.float64)
+    >>> G = get_group("o3")
+    >>> g = G.sample(1, dtype=torch.float64)[0]
+    >>> bool(torch.allclose(act(G.act(g, x, act.pre_rep)), G.act(g, act(x), rep)))
+    True
     """
 
     _FACTORS = {0: (1, 1), 1: (2, 1), 2: (1, 1)}  # ranks of the two factors per output rank
@@ -184,6 +213,20 @@ class GatedMLP(nn.Module):
         ``layer_reps``, so it is regularised / constrained like the other layers).
 
     Shapes: ``(..., rep_in.dim) -> (..., rep_out.dim)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from equiv.groups import Rep, get_group
+    >>> rep_in = 2 * Rep.vector()
+    >>> mlp = GatedMLP(rep_in, 16 * Rep.scalar() + 4 * Rep.vector(), Rep.scalar(), equivariant_to="o3").double()
+    >>> len(mlp.layer_reps)                      # three linear layers, each with its representations
+    3
+    >>> x = torch.randn(8, rep_in.dim, dtype=torch.float64)
+    >>> G = get_group("o3")
+    >>> g = G.sample(1, dtype=torch.float64)[0]
+    >>> bool(torch.allclose(mlp(G.act(g, x, rep_in)), mlp(x)))   # exactly O(3)-invariant
+    True
     """
 
     def __init__(
