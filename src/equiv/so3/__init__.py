@@ -7,6 +7,7 @@
 - `clebsch_gordan`: real-basis Clebsch–Gordan coefficients (= e3nn's ``wigner_3j``), any degree, cached.
 - `gaunt`: integrals of three real spherical harmonics, exact, any degree.
 - `sphere_grid`: Gauss–Legendre × uniform quadrature on the sphere, exact to a band limit.
+- `ToS2Grid`, `FromS2Grid`, `s2_grid`: signals on the sphere, coefficients ↔ values on e3nn's equiangular grid.
 - `angles_to_matrix`, `matrix_to_angles`, `random_rotation`, ...: rotations.
 - `CartesianTensor`: Cartesian tensors with index symmetries (``"ij=ji"``) as irreps, both ways;
   `ReducedTensorProducts`: the same for products of irreps features.
@@ -22,6 +23,7 @@ from ._cartesian import CartesianTensor, ReducedTensorProducts
 from ._clebsch_gordan import CG_CONVENTIONS, clebsch_gordan, convention_sign, wigner_3j_complex
 from ._gaunt import gaunt
 from ._grid import SphereGrid, sphere_grid
+from ._s2grid import FromS2Grid, ToS2Grid, s2_grid
 from ._irreps import Irrep, Irreps, MulIr
 from ._rotation import (
     angles_to_matrix,
@@ -63,6 +65,9 @@ __all__ = [
     "gaunt",
     "SphereGrid",
     "sphere_grid",
+    "ToS2Grid",
+    "FromS2Grid",
+    "s2_grid",
     "CartesianTensor",
     "ReducedTensorProducts",
 ]
