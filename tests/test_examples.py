@@ -6,10 +6,9 @@
 
 A documentation block that needs names it does not define (a model, a data loader, a trained
 potential) says so with a marker line before its fence, ``<!-- example: NAME -->``; ``CONTEXTS`` below
-defines those names, small and quick, before the block runs, and may check what the block printed. A
-block marked ``sketch`` has placeholders (``...``) and is only compiled. Each block runs in a temporary
-working directory, with its cache there, the default dtype, numpy and the potential registry restored
-afterwards.
+defines those names, small and quick, before the block runs, and may check what the block printed. Each
+block runs in a temporary working directory, with its cache there, the default dtype, numpy and the
+potential registry restored afterwards.
 """
 
 from __future__ import annotations
@@ -143,7 +142,6 @@ CONTEXTS = {
     "trained-potential": (TRAINED_POTENTIAL, None, []),
     "nbody-power": ("", _few_percent_moved, [pytest.mark.slow]),
     "rmd17": ("", None, [pytest.mark.skipif(not _has_data(), reason="shared data folder not found")]),
-    "sketch": None,
 }
 
 
@@ -153,7 +151,7 @@ def _blocks():
             name = m.group("name")
             if name is not None and name not in CONTEXTS:
                 raise ValueError(f"{path.name}: unknown example marker {name!r}")
-            marks = CONTEXTS[name][2] if CONTEXTS.get(name) else []
+            marks = CONTEXTS[name][2] if name else []
             yield pytest.param(path, name, m.group("code"), id=f"{path.stem}-{i}", marks=marks)
 
 
@@ -174,9 +172,6 @@ def sandbox(tmp_path, monkeypatch, restored_state):
 
 @pytest.mark.parametrize("path, name, code", list(_blocks()))
 def test_documentation_block(path, name, code, sandbox, capsys):
-    if name == "sketch":
-        compile(code, str(path), "exec")
-        return
     setup, check, _ = CONTEXTS[name] if name else ("", None, [])
     namespace = {"__name__": "__example__"}
     exec(compile(setup, "<setup>", "exec"), namespace)

@@ -5,6 +5,8 @@ A saved potential is a checkpoint (:func:`equiv.train.checkpoint.save_checkpoint
 ============== =====================================================================
 ``format``      ``"equiv-potential"``, ``format_version`` ``1``
 ``model``       registry name (:func:`equiv.models.get_potential_class`)
+``class``       ``"module:Class"`` of the model, imported when the registry name is unknown to the
+                loading process (a user's model registered in a module not imported there)
 ``hparams``     constructor keyword arguments (species, cutoff, E0, statistics, sizes)
 ``state_dict``  weights and buffers
 ``species``     atomic numbers, ``cutoff`` in Å, ``dtype`` (``"float64"`` / ``"float32"``)
@@ -73,6 +75,7 @@ def save_potential(model: torch.nn.Module, path: str | os.PathLike, metadata: di
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": potential_name(model),
+        "class": f"{type(model).__module__}:{type(model).__qualname__}",
         "hparams": dict(model.hparams),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "species": [int(z) for z in model.species],
@@ -131,7 +134,12 @@ def load_potential(path: str | os.PathLike, device: str | torch.device = "cpu", 
     if state.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"path: {str(path)!r} has format_version {state['format_version']}, newer than this "
                          f"equiv understands ({FORMAT_VERSION})")
-    cls = get_potential_class(state["model"])
+    try:
+        cls = get_potential_class(state["model"])
+    except ValueError:  # a name registered by a user module not imported in this process: import its class
+        if ":" in state["model"] or "class" not in state:
+            raise
+        cls = get_potential_class(state["class"])
     saved_dtype = getattr(torch, state.get("dtype", "float64"))
     model = cls(**state["hparams"]).to(saved_dtype)
     model.load_state_dict(state["state_dict"])
