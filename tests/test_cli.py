@@ -1,5 +1,9 @@
+"""The equiv command: version, help, subcommands, shared options."""
+
 import subprocess
 import sys
+
+import pytest
 
 import equiv
 from equiv.cli import main
@@ -25,3 +29,28 @@ def test_module_entry_point():
         [sys.executable, "-m", "equiv", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "equiv" in out and "train" in out
+
+
+def test_threads_option():
+    """`--threads` of the commands that run models (evaluate, md, nero) sets PyTorch's CPU threads."""
+    import argparse
+
+    import torch
+
+    from equiv.cli import add_threads_argument, apply_threads, build_parser
+
+    before = torch.get_num_threads()
+    try:
+        parser = argparse.ArgumentParser()
+        add_threads_argument(parser)
+        apply_threads(parser.parse_args(["--threads", "1"]))
+        assert torch.get_num_threads() == 1
+        with pytest.raises(SystemExit, match="--threads must be >= 1"):
+            apply_threads(parser.parse_args(["--threads", "0"]))
+        apply_threads(parser.parse_args([]))  # no option: unchanged
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    for command in ("evaluate", "md", "nero"):
+        sub = build_parser(command)._subparsers._group_actions[0].choices[command]
+        assert "--threads" in sub.format_help()

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -64,3 +65,73 @@ def test_nero_errors(tmp_path):
         nero_cli.load_for_nero(tmp_path / "other.pt")
     save_digits_checkpoint(tmp_path / "d.pt", DigitsCNN(channels=2))
     assert main(["nero", str(tmp_path / "d.pt"), "--group", "lorentz", "--out", str(tmp_path / "x")]) == 2
+
+
+def _water_extxyz(path, n=3, seed=0):
+    """``n`` distorted water molecules with (random) reference forces, as extxyz."""
+    import ase.io
+    from ase.build import molecule
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n):
+        atoms = molecule("H2O")
+        atoms.positions += 0.05 * rng.standard_normal(atoms.positions.shape)
+        atoms.info["REF_energy"] = float(rng.standard_normal())
+        atoms.arrays["REF_forces"] = rng.standard_normal(atoms.positions.shape)
+        frames.append(atoms)
+    ase.io.write(path, frames, format="extxyz")
+    return frames
+
+
+def test_nero_potential_report(tmp_path):
+    """A saved potential along SO(3) and O(3) orbits of water molecules: its forces are equivariant, so
+    the consensus error is zero and the error against the reference forces is the same for every
+    element (the plain force MAE)."""
+    from equiv.data import collate
+    from equiv.models import ToyPotential
+    from equiv.train import predict_properties, save_potential
+
+    torch.manual_seed(0)
+    model = ToyPotential(species=[1, 8], cutoff=3.5, channels=4, hidden=8).double()
+    save_potential(model, tmp_path / "model.pt")
+    _water_extxyz(tmp_path / "water.xyz")
+    from equiv.data import read_extxyz
+
+    frames = read_extxyz(tmp_path / "water.xyz")  # the reference forces as written (8 digits)
+    batch = collate([d.with_graph(3.5) for d in frames]).to(dtype=torch.float64)
+    forces = predict_properties(model, batch)["forces"].detach().view(3, 3, 3)
+    ref = torch.stack([d.forces for d in frames]).to(torch.float64)
+    mae = (forces - ref).abs().mean(dim=(1, 2))  # per structure
+
+    for group in ("so3", "o3"):
+        out = tmp_path / group
+        assert main(["nero", str(tmp_path / "model.pt"), "--data", str(tmp_path / "water.xyz"), "--group", group,
+                     "--samples", "3", "--num-points", "10", "--num-angles", "2", "--sample-plots", "0",
+                     "--out", str(out)]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        truth, consensus = summary[f"{group}_mae_truth"], summary[f"{group}_mae_consensus"]
+        assert consensus["mean"] < 1e-12 and truth["orbit_std"] < 1e-12
+        assert truth["mean"] == pytest.approx(float(mae.mean()), rel=1e-10)
+
+    # the wrapper itself: copies of the structures in order, forces moved with the positions
+    from equiv.so3 import random_rotation
+
+    wrapper, spec = nero_cli.load_for_nero(tmp_path / "model.pt", samples=3, data=str(tmp_path / "water.xyz"))
+    pos = spec["inputs"][0]
+    R = random_rotation(1, dtype=torch.float64)[0]
+    moved = wrapper(torch.cat([pos, pos @ R.T]))
+    assert torch.allclose(moved[:3], forces, atol=1e-12) and torch.allclose(moved[3:], forces @ R.T, atol=1e-12)
+
+
+def test_nero_potential_errors(tmp_path, capsys):
+    from equiv.models import ToyPotential
+    from equiv.train import save_potential
+
+    save_potential(ToyPotential(species=[1, 8], cutoff=3.5, channels=4, hidden=8), tmp_path / "model.pt")
+    _water_extxyz(tmp_path / "water.xyz")
+    assert main(["nero", str(tmp_path / "model.pt"), "--out", str(tmp_path / "x")]) == 2
+    assert "needs --data" in capsys.readouterr().out
+    assert main(["nero", str(tmp_path / "model.pt"), "--data", str(tmp_path / "water.xyz"), "--group", "scaling",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "scaling" in capsys.readouterr().out

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from equiv.cli import add_threads_argument, apply_threads
+
 __all__ = ["add_arguments", "run", "run_md"]
 
 
@@ -39,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial velocities and Langevin noise")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    add_threads_argument(parser)
 
 
 def _initial_structure(spec: str, index: int):
@@ -118,6 +121,7 @@ def run_md(atoms, calculator, ensemble: str = "nve", temperature: float = 300.0,
 def run(args: argparse.Namespace) -> int:
     from equiv.calculators import EquivCalculator
 
+    apply_threads(args)
     atoms = _initial_structure(args.structure, args.index)
     calc = EquivCalculator(args.model, device=args.device)
     rec = run_md(atoms, calc, args.ensemble, args.temperature, args.timestep, args.steps, args.friction,

@@ -13,6 +13,8 @@ import json
 
 import torch
 
+from equiv.cli import add_threads_argument, apply_threads
+
 __all__ = ["add_arguments", "run", "load_eval_data"]
 
 
@@ -30,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=None, help="write the metrics as JSON here")
     parser.add_argument("--parity-plot", default=None, help="write a parity plot PNG here")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    add_threads_argument(parser)
 
 
 def load_eval_data(spec: str, energy_key=None, forces_key=None):
@@ -50,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from equiv.train.potential import evaluate
     from equiv.train.saved_model import load_potential
 
+    apply_threads(args)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     dtype = getattr(torch, args.dtype) if args.dtype else None
