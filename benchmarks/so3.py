@@ -139,6 +139,15 @@ def speed(o3, quick: bool) -> dict:
         t_ours = _time(lambda: so3.wigner_D_from_matrix(l, R), repeat)
         t_ref = _time(lambda: o3.Irrep(l, 1).D_from_matrix(R), repeat)
         rows.append({"what": f"wigner_D_from_matrix l={l}, 10000 rotations", "equiv_ms": 1e3 * t_ours, "e3nn_ms": 1e3 * t_ref})
+    for lmax, res, batch in ((4, None, 4096), (8, None, 1024), (8, (100, 101), 256), (16, None, 256), (24, None, 64)):
+        to, to_ref = so3.ToS2Grid(lmax, res), o3.ToS2Grid(lmax, res)
+        back, back_ref = so3.FromS2Grid((to.res_beta, to.res_alpha), lmax), o3.FromS2Grid((to.res_beta, to.res_alpha), lmax)
+        c, f = torch.randn(batch, (lmax + 1) ** 2), torch.randn(batch, to.res_beta, to.res_alpha)
+        grid = f"lmax={lmax}, {to.res_beta}x{to.res_alpha} grid, {batch} signals"
+        rows.append({"what": f"ToS2Grid {grid}", "equiv_ms": 1e3 * _time(lambda: to(c), repeat),
+                     "e3nn_ms": 1e3 * _time(lambda: to_ref(c), repeat)})
+        rows.append({"what": f"FromS2Grid {grid}", "equiv_ms": 1e3 * _time(lambda: back(f), repeat),
+                     "e3nn_ms": 1e3 * _time(lambda: back_ref(f), repeat)})
     return {"threads": 1, "rows": rows}
 
 

@@ -119,3 +119,21 @@ def test_errors():
         ToS2Grid(2)(torch.randn(3, 16))
     with pytest.raises(ValueError, match="grid values"):
         FromS2Grid((6, 5), 2)(torch.randn(3, 5, 6))
+
+
+def test_harmonics_separate_in_the_grid_angles():
+    """Y_lm(beta, alpha) = P_lm(beta) A_m(alpha) at arbitrary angles, every l <= 12 (the factorisation the
+    grid transforms and the grid Gaunt product rely on)."""
+    from equiv.so3 import angles_to_xyz
+    from equiv.so3._s2grid import azimuthal_factors, polar_factors
+
+    L = 12
+    gen = torch.Generator().manual_seed(0)
+    betas, alphas = torch.rand(7, generator=gen, dtype=torch.float64) * math.pi, torch.rand(9, generator=gen, dtype=torch.float64) * 2 * math.pi
+    P, A = torch.as_tensor(polar_factors(L, betas.numpy())), torch.as_tensor(azimuthal_factors(L, alphas.numpy()))
+    b, a = torch.meshgrid(betas, alphas, indexing="ij")
+    Y = spherical_harmonics(list(range(L + 1)), angles_to_xyz(a, b), normalization="integral")  # (7, 9, R)
+    for l in range(L + 1):
+        for m in range(-l, l + 1):
+            sep = P[l, m + L][:, None] * A[m + L][None, :]
+            assert (sep - Y[..., l * l + l + m]).abs().max() < 1e-12, (l, m)

@@ -87,25 +87,41 @@ def _beta_weights(res_beta: int) -> np.ndarray:
     return w
 
 
+def azimuthal_factors(lmax: int, alphas) -> np.ndarray:
+    r""":math:`A_m(\alpha)` ``(2 lmax + 1, len(alphas))`` for :math:`m = -L..L`: :math:`\cos(m\alpha)`,
+    :math:`1`, :math:`\sin(|m|\alpha)` for :math:`m >, =, < 0` (float64, numpy)."""
+    a = np.asarray(alphas, dtype=np.float64)
+    return np.stack([np.cos(m * a) if m >= 0 else np.sin(-m * a) for m in range(-lmax, lmax + 1)])
+
+
+def polar_factors(lmax: int, betas) -> np.ndarray:
+    r""":math:`P_{lm}(\beta)` ``(lmax + 1, 2 lmax + 1, len(betas))`` with
+    :math:`Y_{lm}(\beta, \alpha) = P_{lm}(\beta) A_m(\alpha)` (`azimuthal_factors`; ``"integral"``
+    harmonics, zero for :math:`|m| > l`; float64, numpy): the harmonics evaluated where
+    :math:`A_m = 1` (:math:`\alpha = 0` for :math:`m \ge 0`, :math:`\pi / (2|m|)` for :math:`m < 0`).
+    Used by the sphere-grid transforms here and by the grid Gaunt product (`equiv.tp`)."""
+    betas = torch.as_tensor(np.asarray(betas, dtype=np.float64))
+    where = torch.tensor([0.0 if m >= 0 else math.pi / (2 * -m) for m in range(-lmax, lmax + 1)], dtype=torch.float64)
+    points = angles_to_xyz(where[None, :], betas[:, None])  # (n_beta, 2 lmax + 1, 3)
+    y = spherical_harmonics(list(range(lmax + 1)), points, normalization="integral").numpy()  # (b, m, R)
+    P = np.zeros((lmax + 1, 2 * lmax + 1, len(betas)))
+    for l in range(lmax + 1):
+        for m in range(-l, l + 1):
+            P[l, m + lmax] = y[:, m + lmax, l * l + l + m]
+    return P
+
+
 @functools.lru_cache(maxsize=None)
 def _factors(lmax: int, res_beta: int, res_alpha: int):
     """``B (R, res_beta, 2 lmax + 1)`` with ``Y_i(beta_j, alpha) = B[i, j, m_i + lmax] A_{m_i}(alpha)`` and
     ``A (2 lmax + 1, res_alpha)``, in float64 (numpy)."""
     betas, alphas = s2_grid(res_beta, res_alpha, dtype=torch.float64)
-    ms = np.arange(-lmax, lmax + 1)
-    # an azimuth where A_m = 1: 0 for m >= 0 (cos), pi / (2|m|) for m < 0 (sin)
-    where = torch.tensor([0.0 if m >= 0 else math.pi / (2 * -m) for m in ms], dtype=torch.float64)
-    points = angles_to_xyz(where[None, :], betas[:, None])  # (res_beta, 2 lmax + 1, 3)
-    y = spherical_harmonics(list(range(lmax + 1)), points, normalization="integral").numpy()  # (b, m, R)
-    R = (lmax + 1) ** 2
-    B = np.zeros((R, res_beta, 2 * lmax + 1))
+    P = polar_factors(lmax, betas.numpy())
+    B = np.zeros(((lmax + 1) ** 2, res_beta, 2 * lmax + 1))
     for l in range(lmax + 1):
         for m in range(-l, l + 1):
-            i = l * l + l + m
-            B[i, :, m + lmax] = y[:, m + lmax, i]
-    a = alphas.numpy()
-    A = np.stack([np.cos(m * a) if m >= 0 else np.sin(-m * a) for m in ms])
-    return B, A
+            B[l * l + l + m, :, m + lmax] = P[l, m + lmax]
+    return B, azimuthal_factors(lmax, alphas.numpy())
 
 
 def _resolution(lmax, res):

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from equiv import so3
+from equiv.so3._s2grid import azimuthal_factors, polar_factors
 
 from ._gaunt_form import LegPlan, gaunt_form
 
@@ -49,23 +50,10 @@ __all__ = ["GridPlan", "MulIrGridPlan", "grid_plan", "separable_harmonics", "gau
 def separable_harmonics(lmax: int, degree: int):
     r"""Factors :math:`P_{lm}(\beta_b)` ``(lmax+1, 2 lmax+1, n_beta)`` and :math:`A_m(\alpha_a)`
     ``(2 lmax+1, n_alpha)`` of e3nn's real harmonics on ``sphere_grid(degree)`` (float64, numpy),
-    with the grid; raises if the harmonics do not separate to 1e-12.
+    with the grid (`equiv.so3._s2grid.polar_factors`, `azimuthal_factors`).
     """
     grid = so3.sphere_grid(degree, dtype=torch.float64)
-    nb, na = grid.shape
-    y = so3.spherical_harmonics(list(range(lmax + 1)), grid.points, normalization="integral").view(nb, na, -1).numpy()
-    alphas = grid.alphas.numpy()
-    amat = np.stack([np.cos(m * alphas) if m >= 0 else np.sin(-m * alphas) for m in range(-lmax, lmax + 1)])
-    pmat = np.zeros((lmax + 1, 2 * lmax + 1, nb))
-    for l in range(lmax + 1):
-        for i in range(2 * l + 1):
-            a = amat[i - l + lmax]
-            yl = y[:, :, l * l + i]
-            p = yl @ a / (a @ a)
-            if np.abs(yl - p[:, None] * a[None, :]).max() > 1e-12:
-                raise RuntimeError(f"spherical harmonic (l={l}, m={i - l}) does not separate in (beta, alpha)")
-            pmat[l, i - l + lmax] = p
-    return pmat, amat, grid
+    return polar_factors(lmax, grid.betas.numpy()), azimuthal_factors(lmax, grid.alphas.numpy()), grid
 
 
 def gather_rows(coeffs: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:

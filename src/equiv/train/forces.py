@@ -139,10 +139,10 @@ def predict_properties(model, batch, compute_forces: bool = True, compute_stress
     --------
     >>> from ase.build import molecule
     >>> from equiv.data import AtomicData, collate
+    >>> water = AtomicData.from_ase(molecule("H2O")).with_graph(3.5)
     >>> from equiv.models import ToyPotential
     >>> _ = torch.manual_seed(0)
     >>> model = ToyPotential(species=[1, 8], cutoff=3.5, channels=4, hidden=8).double()
-    >>> water = AtomicData.from_ase(molecule("H2O")).with_graph(3.5)
     >>> out = predict_properties(model, collate([water, water]))
     >>> sorted(out), tuple(out["energy"].shape), tuple(out["forces"].shape)
     (['energy', 'forces', 'node_energy'], (2,), (6, 3))
