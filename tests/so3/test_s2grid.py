@@ -19,6 +19,7 @@ def _resolution(m):
     return m.lmax, m.res_beta, m.res_alpha
 
 
+@pytest.mark.filterwarnings("ignore:torch.meshgrid")  # e3nn's grid property
 @pytest.mark.parametrize("lmax, res", CASES)
 @pytest.mark.parametrize("normalization", ["component", "norm", "integral"])
 def test_matches_e3nn(lmax, res, normalization, dtype):
