@@ -1,7 +1,7 @@
 """equiv.so3: SO(3)/O(3) mathematics in e3nn's real basis, with no degree cap.
 
 - `Irrep`, `Irreps`, `MulIr`: irreps of O(3) and direct sums (e3nn's string syntax, ``mul_ir`` layout).
-- `spherical_harmonics`: real spherical harmonics (e3nn basis, order and signs), any degree.
+- `spherical_harmonics`, `SphericalHarmonics`: real spherical harmonics (e3nn basis, order and signs), any degree.
 - `wigner_D`, `wigner_D_from_matrix`: Wigner D matrices (e3nn's Y-X-Y Euler angles), batched;
   `wigner_D_upto`: all degrees from rotation matrices by a smooth recursion (no angles).
 - `clebsch_gordan`: real-basis Clebsch–Gordan coefficients (= e3nn's ``wigner_3j``), any degree, cached.
@@ -36,7 +36,7 @@ from ._rotation import (
     random_rotation,
     xyz_to_angles,
 )
-from ._spherical_harmonics import spherical_harmonics
+from ._spherical_harmonics import SphericalHarmonics, spherical_harmonics
 from ._wigner import change_basis_complex_to_real, so3_generators, wigner_D, wigner_D_from_matrix, wigner_D_upto
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "Irreps",
     "MulIr",
     "spherical_harmonics",
+    "SphericalHarmonics",
     "wigner_D",
     "wigner_D_from_matrix",
     "wigner_D_upto",

@@ -41,7 +41,7 @@ import math
 
 import torch
 
-__all__ = ["spherical_harmonics"]
+__all__ = ["spherical_harmonics", "SphericalHarmonics"]
 
 _NORMALIZATIONS = ("integral", "component", "norm")
 
@@ -324,3 +324,71 @@ def spherical_harmonics(ls, x: torch.Tensor, normalize: bool = True, normalizati
         return out.reshape(*x.shape[:-1], out.shape[-1]).to(dtype)
     rows = _sh_rows(lmax, ls_list, scales, x)
     return rows.T.reshape(*x.shape[:-1], rows.shape[0]).contiguous().to(dtype)
+
+
+class SphericalHarmonics(torch.nn.Module):
+    r"""Module form of `spherical_harmonics` with e3nn's arguments (``e3nn.o3.SphericalHarmonics``):
+    ``x (..., 3) -> (..., irreps_out.dim)``.
+
+    Parameters
+    ----------
+    irreps_out : int, list of int, str or Irreps
+        Degrees (in this order, repeats allowed) or irreps of multiplicity one each. Irreps fix the
+        input's parity: odd degrees with parity :math:`+1` mean a pseudovector input (``"1e"``).
+    normalize : bool
+        Project ``x`` on the unit sphere first.
+    normalization : {"integral", "component", "norm"}
+        As `spherical_harmonics` (default ``"integral"``, as e3nn's module).
+    irreps_in : str or Irreps, optional
+        ``"1o"`` (a vector, default) or ``"1e"`` (a pseudovector: every output parity is :math:`+1`).
+
+    Attributes
+    ----------
+    irreps_in, irreps_out : Irreps
+        ``irreps_out`` is simplified (consecutive equal irreps merged), as e3nn's.
+
+    Examples
+    --------
+    >>> sh = SphericalHarmonics("0e + 1o + 2e", normalize=True, normalization="component")
+    >>> sh.irreps_out, tuple(sh(torch.randn(10, 3)).shape)
+    (1x0e+1x1o+1x2e, (10, 9))
+    >>> SphericalHarmonics([1, 1], True, irreps_in="1e").irreps_out    # a pseudovector's harmonics
+    2x1e
+    """
+
+    def __init__(self, irreps_out, normalize: bool, normalization: str = "integral", irreps_in=None):
+        super().__init__()
+        from ._irreps import Irrep, Irreps
+
+        if normalization not in _NORMALIZATIONS:
+            raise ValueError(f"SphericalHarmonics: normalization must be one of {_NORMALIZATIONS}, got {normalization!r}")
+        if isinstance(irreps_out, str):
+            irreps_out = Irreps(irreps_out)
+        if isinstance(irreps_out, Irreps) and irreps_in is None and any(ir.l % 2 == 1 and ir.p == 1 for _, ir in irreps_out):
+            irreps_in = "1e"
+        irreps_in = Irreps("1o" if irreps_in is None else irreps_in)
+        if irreps_in not in (Irreps("1x1o"), Irreps("1x1e")):
+            raise ValueError(f"SphericalHarmonics: irreps_in must be a vector '1x1o' or a pseudovector '1x1e', got {irreps_in}")
+        p_in = irreps_in[0].ir.p
+        if isinstance(irreps_out, Irreps):
+            ls = []
+            for mul, ir in irreps_out:
+                if ir.p != p_in**ir.l:
+                    raise ValueError(f"SphericalHarmonics: {irreps_out} asks for l = {ir.l} with parity {ir.p}, but an "
+                                     f"input of parity {p_in} gives parity {p_in ** ir.l}")
+                ls += [ir.l] * mul
+        elif isinstance(irreps_out, int):
+            ls = [irreps_out]
+        else:
+            ls = [int(l) for l in irreps_out]
+        if not ls or min(ls) < 0:
+            raise ValueError(f"SphericalHarmonics: degrees must be non-negative and at least one, got {ls}")
+        self.normalize, self.normalization, self.ls = bool(normalize), normalization, ls
+        self.irreps_in = irreps_in
+        self.irreps_out = Irreps([(1, Irrep(l, p_in**l)) for l in ls]).simplify()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return spherical_harmonics(self.ls, x, self.normalize, self.normalization)
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_out}, normalize={self.normalize}, normalization={self.normalization!r}"
