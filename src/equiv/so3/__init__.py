@@ -7,7 +7,8 @@
 - `clebsch_gordan`: real-basis Clebsch–Gordan coefficients (= e3nn's ``wigner_3j``), any degree, cached.
 - `gaunt`: integrals of three real spherical harmonics, exact, any degree.
 - `sphere_grid`: Gauss–Legendre × uniform quadrature on the sphere, exact to a band limit.
-- `ToS2Grid`, `FromS2Grid`, `s2_grid`: signals on the sphere, coefficients ↔ values on e3nn's equiangular grid.
+- `ToS2Grid`, `FromS2Grid`, `s2_grid`: signals on the sphere, coefficients ↔ values on e3nn's equiangular grid;
+  `SphericalTensor`: a signal's irreps, with peaks, deltas, samples, evaluation and peak finding.
 - `angles_to_matrix`, `matrix_to_angles`, `random_rotation`, ...: rotations.
 - `CartesianTensor`: Cartesian tensors with index symmetries (``"ij=ji"``) as irreps, both ways;
   `ReducedTensorProducts`: the same for products of irreps features.
@@ -24,6 +25,7 @@ from ._clebsch_gordan import CG_CONVENTIONS, clebsch_gordan, convention_sign, wi
 from ._gaunt import gaunt
 from ._grid import SphereGrid, sphere_grid
 from ._s2grid import FromS2Grid, ToS2Grid, s2_grid
+from ._spherical_tensor import SphericalTensor
 from ._irreps import Irrep, Irreps, MulIr
 from ._rotation import (
     angles_to_matrix,
@@ -69,6 +71,7 @@ __all__ = [
     "ToS2Grid",
     "FromS2Grid",
     "s2_grid",
+    "SphericalTensor",
     "CartesianTensor",
     "ReducedTensorProducts",
 ]
