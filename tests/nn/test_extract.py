@@ -6,7 +6,7 @@ import torch
 from e3nn import nn as e3nn_nn
 from e3nn import o3
 
-from equiv.nn import Extract, ExtractIr
+from equiv.nn import Extract, ExtractIr, Identity
 from equiv.so3 import Irreps, SphericalHarmonics
 from equiv.symmetry import assert_equivariant
 
@@ -79,3 +79,11 @@ def test_spherical_harmonics_module_errors():
         SphericalHarmonics(2, True, irreps_in="2e")
     with pytest.raises(ValueError, match="normalization"):
         SphericalHarmonics(2, True, normalization="unit")
+
+
+def test_identity_matches_e3nn():
+    ours, ref = Identity("2x0e + 1o", "0e + 0e + 1o"), e3nn_nn.Identity("2x0e + 1o", "0e + 0e + 1o")
+    x = torch.randn(3, 5)
+    assert torch.equal(ours(x), ref(x)) and str(ours.irreps_out) == str(ref.irreps_out)
+    with pytest.raises(ValueError, match="differ"):
+        Identity("0e", "1o")

@@ -13,7 +13,7 @@ from torch import nn
 
 from equiv.so3 import Irrep, Irreps
 
-__all__ = ["Extract", "ExtractIr"]
+__all__ = ["Extract", "ExtractIr", "Identity"]
 
 
 class Extract(nn.Module):
@@ -91,3 +91,25 @@ class ExtractIr(Extract):
         self.irreps_out = Irreps([(mul, r) for mul, r in irreps_in if r == ir])
         instructions = [tuple(i for i, (_, r) in enumerate(irreps_in) if r == ir)]
         super().__init__(irreps_in, [self.irreps_out], instructions, squeeze_out=True)
+
+
+class Identity(nn.Module):
+    r"""The identity on features of ``irreps_in`` (e3nn's ``nn.Identity``; ``irreps_out`` must equal it
+    after `~equiv.so3.Irreps.simplify`): a placeholder where a model takes a layer.
+
+    Examples
+    --------
+    >>> layer = Identity("2x0e + 1o", "0e + 0e + 1o")
+    >>> x = torch.randn(4, 5)
+    >>> layer.irreps_out, bool(torch.equal(layer(x), x))
+    (2x0e+1x1o, True)
+    """
+
+    def __init__(self, irreps_in, irreps_out):
+        super().__init__()
+        self.irreps_in, self.irreps_out = Irreps(irreps_in).simplify(), Irreps(irreps_out).simplify()
+        if self.irreps_in != self.irreps_out:
+            raise ValueError(f"Identity: irreps_in {self.irreps_in} and irreps_out {self.irreps_out} differ")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x

@@ -9,7 +9,8 @@
 - `sphere_grid`: Gauss–Legendre × uniform quadrature on the sphere, exact to a band limit.
 - `ToS2Grid`, `FromS2Grid`, `s2_grid`: signals on the sphere, coefficients ↔ values on e3nn's equiangular grid;
   `SphericalTensor`: a signal's irreps, with peaks, deltas, samples, evaluation and peak finding.
-- `angles_to_matrix`, `matrix_to_angles`, `random_rotation`, ...: rotations.
+- `angles_to_matrix`, `matrix_to_angles`, `random_rotation`, ...: rotations; quaternions and axis-angle
+  conversions, composition, inverses and Haar sampling with e3nn's names (`rand_matrix`, `matrix_to_quaternion`, ...).
 - `CartesianTensor`: Cartesian tensors with index symmetries (``"ij=ji"``) as irreps, both ways;
   `ReducedTensorProducts`: the same for products of irreps features.
 
@@ -24,6 +25,30 @@ from ._cartesian import CartesianTensor, ReducedTensorProducts
 from ._clebsch_gordan import CG_CONVENTIONS, clebsch_gordan, convention_sign, wigner_3j_complex
 from ._gaunt import gaunt
 from ._grid import SphereGrid, sphere_grid
+from ._parametrizations import (
+    angles_to_axis_angle,
+    angles_to_quaternion,
+    axis_angle_to_angles,
+    axis_angle_to_matrix,
+    axis_angle_to_quaternion,
+    compose_angles,
+    compose_axis_angle,
+    compose_quaternion,
+    identity_angles,
+    identity_quaternion,
+    inverse_angles,
+    inverse_quaternion,
+    matrix_to_axis_angle,
+    matrix_to_quaternion,
+    quaternion_to_angles,
+    quaternion_to_axis_angle,
+    rand_angles,
+    rand_axis_angle,
+    rand_matrix,
+    rand_quaternion,
+    spherical_harmonics_alpha_beta,
+    wigner_3j,
+)
 from ._s2grid import FromS2Grid, ToS2Grid, s2_grid
 from ._spherical_tensor import SphericalTensor
 from ._irreps import Irrep, Irreps, MulIr
@@ -61,6 +86,12 @@ __all__ = [
     "matrix_z",
     "quaternion_to_matrix",
     "random_rotation",
+    "identity_angles", "rand_angles", "compose_angles", "inverse_angles",
+    "identity_quaternion", "rand_quaternion", "compose_quaternion", "inverse_quaternion",
+    "rand_axis_angle", "compose_axis_angle", "rand_matrix",
+    "angles_to_quaternion", "quaternion_to_angles", "matrix_to_quaternion",
+    "axis_angle_to_quaternion", "quaternion_to_axis_angle", "axis_angle_to_matrix", "matrix_to_axis_angle",
+    "axis_angle_to_angles", "angles_to_axis_angle", "spherical_harmonics_alpha_beta", "wigner_3j",
     "clebsch_gordan",
     "convention_sign",
     "CG_CONVENTIONS",

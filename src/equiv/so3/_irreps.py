@@ -155,6 +155,17 @@ class Irrep(tuple):
             D = D * (1 - 2 * (k % 2))[..., None, None]
         return D
 
+    def D_from_quaternion(self, q: torch.Tensor, k=None) -> torch.Tensor:
+        r""":math:`p^k D^l` of the rotation of unit quaternions ``q (..., 4)`` (e3nn's method).
+
+        >>> q = torch.tensor([0.0, 0.0, 1.0, 0.0], dtype=torch.float64)  # half-turn about y
+        >>> Irrep("1o").D_from_quaternion(q).round(decimals=6).abs().diagonal().tolist()
+        [1.0, 1.0, 1.0]
+        """
+        from ._parametrizations import quaternion_to_angles
+
+        return self.D_from_angles(*quaternion_to_angles(q), k)
+
     def D_from_matrix(self, R: torch.Tensor) -> torch.Tensor:
         r"""The representation matrix of an element of :math:`O(3)` given as a 3x3 matrix.
 
@@ -513,6 +524,16 @@ class Irreps(tuple):
                 out[..., i : i + mul * ir.dim, i : i + mul * ir.dim] = block
             i += mul * ir.dim
         return out
+
+    def D_from_quaternion(self, q: torch.Tensor, k=None) -> torch.Tensor:
+        """Block-diagonal :math:`p^k D` of unit quaternions, see `Irrep.D_from_quaternion`.
+
+        >>> Irreps("0e + 1o").D_from_quaternion(torch.tensor([1.0, 0.0, 0.0, 0.0])).shape
+        torch.Size([4, 4])
+        """
+        from ._parametrizations import quaternion_to_angles
+
+        return self.D_from_angles(*quaternion_to_angles(q), k)
 
     def D_from_angles(self, alpha, beta, gamma, k=None) -> torch.Tensor:
         """Block-diagonal :math:`p^k D(\\alpha, \\beta, \\gamma)`, see `Irrep.D_from_angles`."""
