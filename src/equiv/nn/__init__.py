@@ -13,6 +13,7 @@ from equiv.nn.extract import Extract, ExtractIr, Identity
 from equiv.nn.gate import Gate, Norm, NormActivation
 from equiv.nn.mlp import FullyConnectedNet
 from equiv.nn.s2_activation import S2Activation, s2_irreps
+from equiv.nn.so3_activation import SO3Activation
 
 # --- frame averaging (owner: N-body engineer) ---
 from equiv.nn.frame_averaging import FrameAveraging, from_frames, pca_frames, to_frames
@@ -31,7 +32,7 @@ __all__ = [
     # nonlinearities, normalisation, dropout
     "Activation", "Gate", "Norm", "NormActivation", "BatchNorm", "LayerNorm", "Dropout", "FullyConnectedNet",
     "Extract", "ExtractIr", "Identity",
-    "S2Activation", "s2_irreps",
+    "S2Activation", "s2_irreps", "SO3Activation",
     # frame averaging
     "FrameAveraging", "from_frames", "pca_frames", "to_frames",
     # PONITA blocks

@@ -8,7 +8,8 @@
 - `gaunt`: integrals of three real spherical harmonics, exact, any degree.
 - `sphere_grid`: Gauss–Legendre × uniform quadrature on the sphere, exact to a band limit.
 - `ToS2Grid`, `FromS2Grid`, `s2_grid`: signals on the sphere, coefficients ↔ values on e3nn's equiangular grid;
-  `SphericalTensor`: a signal's irreps, with peaks, deltas, samples, evaluation and peak finding.
+  `SphericalTensor`: a signal's irreps, with peaks, deltas, samples, evaluation and peak finding;
+  `SO3Grid`, `so3_irreps`: signals on the rotation group (Wigner coefficients ↔ Euler-angle grid).
 - `angles_to_matrix`, `matrix_to_angles`, `random_rotation`, ...: rotations; quaternions and axis-angle
   conversions, composition, inverses and Haar sampling with e3nn's names (`rand_matrix`, `matrix_to_quaternion`, ...).
 - `CartesianTensor`: Cartesian tensors with index symmetries (``"ij=ji"``) as irreps, both ways;
@@ -50,6 +51,7 @@ from ._parametrizations import (
     wigner_3j,
 )
 from ._s2grid import FromS2Grid, ToS2Grid, s2_grid
+from ._so3grid import SO3Grid, flat_wigner, so3_irreps
 from ._spherical_tensor import SphericalTensor
 from ._irreps import Irrep, Irreps, MulIr
 from ._rotation import (
@@ -103,6 +105,9 @@ __all__ = [
     "FromS2Grid",
     "s2_grid",
     "SphericalTensor",
+    "SO3Grid",
+    "so3_irreps",
+    "flat_wigner",
     "CartesianTensor",
     "ReducedTensorProducts",
 ]
