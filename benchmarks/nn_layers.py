@@ -7,7 +7,8 @@ projection w.r.t. the input and the parameters) are timed interleaved, after war
 on one thread. Ratio = e3nn / equiv (higher is better for equiv).
 
 Layers: ``Gate`` (NequIP-style hidden irreps), ``NormActivation``, ``BatchNorm`` (training mode),
-``Norm``, ``FullyConnectedNet`` (a radial MLP), ``TensorSquare`` (no weights and with ``irreps_out``).
+``Norm``, ``FullyConnectedNet`` (a radial MLP), ``TensorSquare`` (no weights and with ``irreps_out``),
+``SO3Activation`` (a tenth of the batch: its grid has 6912 points), ``Extract``.
 
 Usage: ``.venv/bin/python benchmarks/nn_layers.py [--quick] [--threads 1]``. Results:
 ``benchmarks/results/nn_layers.{json,md}`` (``nn_layers_quick`` with ``--quick``).
@@ -62,18 +63,29 @@ def _cases(e3nn_nn, o3, normalize2mom, n):
     with torch.no_grad():
         sq_e.weight.copy_(sq_r.weight)
     yield "TensorSquare (weights)", sq_e, sq_r, Irreps(small)
+    so3_e = enn.SO3Activation(2, 2, _scaled(silu, c_silu), 6, normalize=False)
+    so3_r = e3nn_nn.SO3Activation(2, 2, silu, 6)
+    yield "SO3Activation (l <= 2, resolution 6)", so3_e, so3_r, so3_e.irreps_in, max(n // 10, 1)
+    ext = "32x0e + 16x1o + 8x2e + 16x1o"
+    yield "Extract", enn.Extract(ext, ["16x1o + 16x1o", "32x0e"], [(1, 3), (0,)]), \
+        e3nn_nn.Extract(ext, ["16x1o + 16x1o", "32x0e"], [(1, 3), (0,)]), Irreps(ext)
+
+
+def _cat(out):
+    """One tensor from a layer's output (Extract returns a tuple)."""
+    return torch.cat(out, -1) if isinstance(out, tuple) else out
 
 
 def _fwd_bwd(module, x):
     params = [p for p in module.parameters() if p.requires_grad]
-    probe = torch.randn_like(module(x))
+    probe = torch.randn_like(_cat(module(x)))
 
     def fwd():
         with torch.no_grad():
             module(x)
 
     def fwd_bwd():
-        torch.autograd.grad((module(x) * probe).sum(), [x] + params)
+        torch.autograd.grad((_cat(module(x)) * probe).sum(), [x] + params)
 
     return fwd, fwd_bwd
 
@@ -92,17 +104,18 @@ def main() -> int:
     start = time.time()
     load = os.getloadavg()[0]
     rows = []
-    for name, ours, ref, irreps in _cases(e3nn_nn, o3, normalize2mom, n):
-        x = irreps.randn(n, -1, requires_grad=True)
+    for name, ours, ref, irreps, *batch in _cases(e3nn_nn, o3, normalize2mom, n):
+        batch = batch[0] if batch else n
+        x = irreps.randn(batch, -1, requires_grad=True)
         torch.manual_seed(0)
-        a = ours(x)
+        a = _cat(ours(x))
         torch.manual_seed(0)
-        b = ref(x)
+        b = _cat(ref(x))
         fns = {}
         fns["equiv_fwd"], fns["equiv_fwd+bwd"] = _fwd_bwd(ours, x)
         fns["e3nn_fwd"], fns["e3nn_fwd+bwd"] = _fwd_bwd(ref, x)
         times = common.compare(fns, warmup=2, repeat=5, budget_s=6.0 if args.quick else 20.0)
-        row = {"layer": name, "batch": n, "irreps_in": str(irreps), "max_abs_diff": (a - b).abs().max().item(),
+        row = {"layer": name, "batch": batch, "irreps_in": str(irreps), "max_abs_diff": (a - b).abs().max().item(),
                "times": times}
         for k in ("fwd", "fwd+bwd"):
             row[f"ratio_{k}"] = times[f"e3nn_{k}"]["median_s"] / times[f"equiv_{k}"]["median_s"]

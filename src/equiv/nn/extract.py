@@ -61,14 +61,30 @@ class Extract(nn.Module):
                 if (block.mul, block.ir) != (self.irreps_in[i].mul, self.irreps_in[i].ir):
                     raise ValueError(f"Extract: block {j} of output {k} is {block.mul}x{block.ir} but input block {i} is "
                                      f"{self.irreps_in[i].mul}x{self.irreps_in[i].ir}")
-            cols = [c for i in ins for c in range(slices[i].start, slices[i].stop)]
-            self.register_buffer(f"index_{k}", torch.tensor(cols, dtype=torch.long), persistent=False)
+        # each output as column ranges of the input, adjacent blocks merged (copied by slicing: faster
+        # than a gather of columns for the few ranges a layer has)
+        self._ranges = []
+        for ins in self.instructions:
+            ranges = []
+            for i in ins:
+                if ranges and ranges[-1][1] == slices[i].start:
+                    ranges[-1] = (ranges[-1][0], slices[i].stop)
+                else:
+                    ranges.append((slices[i].start, slices[i].stop))
+            self._ranges.append(ranges)
 
     def forward(self, x: torch.Tensor):
         if x.shape[-1] != self.irreps_in.dim:
             raise ValueError(f"Extract: expected (..., {self.irreps_in.dim}) features of {self.irreps_in}, got {tuple(x.shape)}")
-        out = tuple(x.index_select(-1, getattr(self, f"index_{k}")) for k in range(len(self.irreps_outs)))
-        return out[0] if self.squeeze_out and len(out) == 1 else out
+        out = []
+        for ranges in self._ranges:
+            if not ranges:
+                out.append(x.new_zeros(*x.shape[:-1], 0))
+            elif len(ranges) == 1:
+                out.append(x[..., ranges[0][0] : ranges[0][1]].clone())
+            else:
+                out.append(torch.cat([x[..., a:b] for a, b in ranges], dim=-1))
+        return out[0] if self.squeeze_out and len(out) == 1 else tuple(out)
 
     def extra_repr(self) -> str:
         return f"{self.irreps_in} -> {', '.join(str(i) for i in self.irreps_outs)}"
