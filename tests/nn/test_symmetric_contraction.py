@@ -226,3 +226,37 @@ def test_bad_inputs():
         sc(torch.randn(3, 5), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="species"):
         sc(torch.randn(3, 8), torch.zeros(3))
+
+
+@pytest.mark.parametrize("num_species", [1, 3])
+def test_weight_coefficients_cached_only_while_no_gradient_reaches_the_weights(num_species):
+    """Inference reuses the weights-times-coupling coefficients; a changed weight (in place, as an
+    optimiser step) or a gradient to the weights recomputes them, so results and gradients are those
+    of the uncached layer."""
+    torch.manual_seed(0)
+    layer = SymmetricContraction("4x0e + 4x1o", "4x0e + 4x1o", correlation=3, num_species=num_species).double()
+    x = Irreps("4x0e + 4x1o").randn(7, -1, dtype=torch.float64)
+    species = torch.arange(7) % num_species
+    with torch.no_grad():
+        first = layer(x, species)
+        assert layer._coefficient_cache  # kept
+        cached = layer._coefficient_cache["value"]
+        assert torch.equal(layer(x, species), first) and layer._coefficient_cache["value"] is cached
+        layer.weights[0].mul_(2.0)  # an in-place update bumps the version: recomputed
+        second = layer(x, species)
+    assert layer._coefficient_cache["value"] is not cached and not torch.allclose(second, first)
+    layer._coefficient_cache = {}
+    with torch.no_grad():
+        fresh = layer(x, species)
+    assert torch.allclose(second, fresh, atol=1e-14)
+    # with gradients to the weights the cache is not used, and the weight gradient is right
+    out = layer(x, species)
+    (g,) = torch.autograd.grad(out.pow(2).sum(), layer.weights[0])
+    assert g.abs().max() > 0
+    frozen = SymmetricContraction("4x0e + 4x1o", "4x0e + 4x1o", correlation=3, num_species=num_species).double()
+    frozen.load_state_dict(layer.state_dict())
+    frozen.requires_grad_(False)
+    xg = x.clone().requires_grad_(True)
+    (gx,) = torch.autograd.grad(frozen(xg, species).pow(2).sum(), xg)
+    (gx_ref,) = torch.autograd.grad(layer(xg, species).pow(2).sum(), xg)
+    assert torch.allclose(gx, gx_ref, atol=1e-12) and frozen._coefficient_cache

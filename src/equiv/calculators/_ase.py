@@ -70,6 +70,9 @@ class EquivCalculator(Calculator):
         super().__init__(**kwargs)
         if isinstance(model, (str, os.PathLike)):
             model = load_potential(model, device=device, dtype=dtype)
+            # a model loaded here is only evaluated: frozen weights let layers keep what depends on the
+            # weights alone between steps (SymmetricContraction's coefficients)
+            model.requires_grad_(False)
         elif isinstance(model, torch.nn.Module):
             model = model.to(device=device, dtype=dtype).eval()
         else:
