@@ -90,6 +90,10 @@ def _port_agrees(out):
     assert before < 1e-12 and 1e-5 < after < 1e-2, out
 
 
+def _within_grid_step(out):
+    assert _numbers(out)[-1] < 0.1, out
+
+
 def _has_data():
     try:
         from equiv.data import data_dir
@@ -148,6 +152,7 @@ CONTEXTS = {
     "trained-potential": (TRAINED_POTENTIAL, None, []),
     "nbody-power": ("", _few_percent_moved, [pytest.mark.slow]),
     "e3nn-port": ("", _port_agrees, []),
+    "sphere-peaks": ("", _within_grid_step, []),
     "rmd17": ("", None, [pytest.mark.skipif(not _has_data(), reason="shared data folder not found")]),
 }
 
