@@ -101,3 +101,25 @@ def test_d_from_quaternion_and_harmonics_alpha_beta(angles):
         assert (ours - ref).abs().max() < 1e-12
     assert torch.equal(so3.wigner_3j(2, 3, 4, dtype=F64), so3.clebsch_gordan(2, 3, 4, dtype=F64))
     assert (so3.wigner_3j(2, 3, 4, dtype=F64) - e3.wigner_3j(2, 3, 4, dtype=F64)).abs().max() < 1e-12
+
+
+def test_factorised_harmonics_match_e3nn():
+    """spherical_harmonics_alpha, Legendre, SphericalHarmonicsAlphaBeta, spherical_harmonics_s2_grid:
+    e3nn's values; S^l(alpha) P^l(beta) is the harmonic of the direction."""
+    torch.manual_seed(0)
+    alpha, beta = torch.rand(30, dtype=F64) * 2 * math.pi, torch.rand(30, dtype=F64) * math.pi
+    for l in (0, 1, 3, 6):
+        assert (so3.spherical_harmonics_alpha(l, alpha) - e3.spherical_harmonics_alpha(l, alpha)).abs().max() < 1e-12
+    ls = [0, 2, 1, 5]
+    ours = so3.Legendre(ls)(beta.cos(), beta.sin())
+    ref = e3.Legendre(ls)(beta.cos(), beta.sin())
+    assert (ours - ref).abs().max() < 1e-12
+    for norm in ("integral", "component", "norm"):
+        a = so3.SphericalHarmonicsAlphaBeta(ls, normalization=norm)(alpha, beta)
+        assert (a - e3.SphericalHarmonicsAlphaBeta(ls, normalization=norm)(alpha, beta)).abs().max() < 1e-12
+    for ours, ref in zip(so3.spherical_harmonics_s2_grid(4, 10, 9, dtype=F64), e3.spherical_harmonics_s2_grid(4, 10, 9, dtype=F64)):
+        assert ours.shape == ref.shape and (ours - ref).abs().max() < 1e-12
+    # the product of the factors is the harmonic (integral normalisation)
+    sha, shb = so3.spherical_harmonics_alpha(3, alpha), so3.Legendre([3])(beta.cos(), beta.sin())
+    direct = so3.spherical_harmonics(3, so3.angles_to_xyz(alpha, beta))
+    assert (sha * shb - direct).abs().max() < 1e-12
