@@ -103,10 +103,9 @@ def main(argv=None) -> int:
              f"{args.rounds} interleaved rounds of the mean of {args.steps} steps; each step builds the graph.", "",
              "| molecule | atoms | model | ms per step | speed-up vs mace-torch | max force difference (eV/Å) |",
              "|---|---|---|---|---|---|"]
-    for molecule, row in report["molecules"].items():
-        for name, ms in row["ms_per_step"].items():
-            lines.append(f"| {molecule} | {row['atoms']} | {name} | {ms:.1f} | "
-                         f"{row['speedup_vs_mace_torch'][name]:.2f}× | {row['max_force_diff_eV_per_A']:.1e} |")
+    lines += [f"| {molecule} | {row['atoms']} | {name} | {ms:.1f} | {row['speedup_vs_mace_torch'][name]:.2f}× | "
+              f"{row['max_force_diff_eV_per_A']:.1e} |"
+              for molecule, row in report["molecules"].items() for name, ms in row["ms_per_step"].items()]
     (RESULTS / "md_step.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

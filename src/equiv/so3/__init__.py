@@ -27,6 +27,7 @@ from ._cartesian import CartesianTensor, ReducedTensorProducts
 from ._clebsch_gordan import CG_CONVENTIONS, clebsch_gordan, convention_sign, wigner_3j_complex
 from ._gaunt import gaunt
 from ._grid import SphereGrid, sphere_grid
+from . import _parametrizations
 from ._parametrizations import (
     angles_to_axis_angle,
     angles_to_quaternion,
@@ -89,12 +90,7 @@ __all__ = [
     "matrix_z",
     "quaternion_to_matrix",
     "random_rotation",
-    "identity_angles", "rand_angles", "compose_angles", "inverse_angles",
-    "identity_quaternion", "rand_quaternion", "compose_quaternion", "inverse_quaternion",
-    "rand_axis_angle", "compose_axis_angle", "rand_matrix",
-    "angles_to_quaternion", "quaternion_to_angles", "matrix_to_quaternion",
-    "axis_angle_to_quaternion", "quaternion_to_axis_angle", "axis_angle_to_matrix", "matrix_to_axis_angle",
-    "axis_angle_to_angles", "angles_to_axis_angle", "spherical_harmonics_alpha_beta", "wigner_3j",
+    *_parametrizations.__all__,  # quaternions, axis-angle, composition, Haar sampling (e3nn's names)
     "clebsch_gordan",
     "convention_sign",
     "CG_CONVENTIONS",
