@@ -140,3 +140,27 @@ def test_edge_frame_product_on_gpu_matches_cpu(shared):
     (g_gpu,) = torch.autograd.grad(out_gpu.square().sum(), r_gpu)
     _close(out_gpu, out)
     _close(g_gpu, g)
+
+
+def test_sphere_and_so3_signals_on_gpu_match_cpu():
+    """ToS2Grid / FromS2Grid, SphericalTensor (peaks), SO3Grid through SO3Activation, rotation
+    parametrizations: CUDA agrees with the CPU."""
+    from equiv.nn import SO3Activation
+    from equiv.so3 import FromS2Grid, SphericalTensor, ToS2Grid, matrix_to_quaternion, rand_matrix
+
+    x = torch.randn(7, 36, dtype=torch.float64)
+    to, back = ToS2Grid(5, (14, 15), dtype=torch.float64), FromS2Grid((14, 15), 5, dtype=torch.float64)
+    to_g, back_g = ToS2Grid(5, (14, 15), dtype=torch.float64, device=CUDA), FromS2Grid((14, 15), 5, dtype=torch.float64, device=CUDA)
+    _close(to_g(x.to(CUDA)), to(x))
+    _close(back_g(to_g(x.to(CUDA))), back(to(x)))
+    s = SphericalTensor(4, 1, -1)
+    peaks = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 1.0]], dtype=torch.float64)
+    _close(s.with_peaks_at(peaks.to(CUDA)), s.with_peaks_at(peaks), tol=1e-8)
+    p_gpu, _ = s.find_peaks(s.with_peaks_at(peaks.to(CUDA)), res=40)
+    p_cpu, _ = s.find_peaks(s.with_peaks_at(peaks), res=40)
+    assert p_gpu.shape == p_cpu.shape
+    act = SO3Activation(1, 2, torch.tanh, 4)
+    f = torch.randn(5, act.irreps_in.dim, dtype=torch.float64)
+    _close(act(f.to(CUDA)), act(f))
+    R = rand_matrix(10, dtype=torch.float64)
+    _close(matrix_to_quaternion(R.to(CUDA)).abs(), matrix_to_quaternion(R).abs())

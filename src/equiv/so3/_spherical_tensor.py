@@ -188,7 +188,7 @@ class SphericalTensor(Irreps):
         if signal.dim() != 1:
             raise ValueError(f"SphericalTensor.find_peaks: one signal (dim,), got {tuple(signal.shape)}")
         x1, f1 = self.signal_on_grid(signal, res)
-        R = angles_to_matrix(*(torch.tensor(math.pi / 2, dtype=signal.dtype),) * 3)
+        R = angles_to_matrix(*(torch.tensor(math.pi / 2, dtype=signal.dtype, device=signal.device),) * 3)
         x2, f2 = self.signal_on_grid(self.D_from_matrix(R).to(signal.dtype) @ signal, res)
         x2 = x2 @ R  # grid points of the rotated signal, back in the original frame
         i1, i2 = _grid_peaks(f1), _grid_peaks(f2)
