@@ -123,3 +123,15 @@ def test_factorised_harmonics_match_e3nn():
     sha, shb = so3.spherical_harmonics_alpha(3, alpha), so3.Legendre([3])(beta.cos(), beta.sin())
     direct = so3.spherical_harmonics(3, so3.angles_to_xyz(alpha, beta))
     assert (sha * shb - direct).abs().max() < 1e-12
+
+
+def test_rfft_irfft_match_e3nn():
+    x = torch.randn(4, 15, dtype=F64)
+    for l in (0, 3, 7):
+        assert (so3.rfft(x, l) - e3._s2grid.rfft(x, l)).abs().max() < 1e-12
+        c = torch.randn(2, 2 * l + 1, dtype=F64)
+        assert (so3.irfft(c, 15) - e3._s2grid.irfft(c, 15)).abs().max() < 1e-12
+    with pytest.raises(ValueError, match="odd"):
+        so3.irfft(torch.randn(3), 4)
+    with pytest.raises(ValueError, match="not l = 8"):
+        so3.rfft(torch.randn(15), 8)

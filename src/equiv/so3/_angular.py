@@ -20,7 +20,7 @@ from torch import nn
 from ._parametrizations import spherical_harmonics_alpha_beta
 from ._spherical_harmonics import spherical_harmonics
 
-__all__ = ["spherical_harmonics_alpha", "Legendre", "SphericalHarmonicsAlphaBeta", "spherical_harmonics_s2_grid"]
+__all__ = ["spherical_harmonics_alpha", "Legendre", "SphericalHarmonicsAlphaBeta", "spherical_harmonics_s2_grid", "rfft", "irfft"]
 
 
 def spherical_harmonics_alpha(l: int, alpha: torch.Tensor) -> torch.Tensor:
@@ -104,3 +104,35 @@ def spherical_harmonics_s2_grid(lmax: int, res_beta: int, res_alpha: int, dtype=
     betas, alphas = s2_grid(res_beta, res_alpha, dtype=dtype, device=device)
     shb = Legendre(list(range(lmax + 1)))(betas.cos(), betas.sin().abs())
     return betas, alphas, shb, spherical_harmonics_alpha(lmax, alphas)
+
+
+def rfft(x: torch.Tensor, l: int) -> torch.Tensor:
+    r"""Coefficients ``(..., 2l+1)`` of samples ``x (..., res)`` at :math:`\alpha_k = 2\pi k/\mathrm{res}` on the
+    basis `spherical_harmonics_alpha`: ``x @ spherical_harmonics_alpha(l, alphas)``, by an FFT (e3nn's ``rfft``).
+
+    >>> alphas = torch.arange(9, dtype=torch.float64) * 2 * torch.pi / 9
+    >>> x = torch.randn(9, dtype=torch.float64)
+    >>> bool(torch.allclose(rfft(x, 3), x @ spherical_harmonics_alpha(3, alphas)))
+    True
+    """
+    f = torch.fft.rfft(x, dim=-1)
+    if f.shape[-1] <= l:
+        raise ValueError(f"rfft: {x.shape[-1]} samples resolve frequencies up to {f.shape[-1] - 1}, not l = {l}")
+    pos = f[..., 1 : l + 1]
+    return torch.cat([-math.sqrt(2) * pos.imag.flip(-1), f[..., :1].real, math.sqrt(2) * pos.real], dim=-1)
+
+
+def irfft(x: torch.Tensor, res: int) -> torch.Tensor:
+    r"""Values ``(..., res)`` at :math:`\alpha_k = 2\pi k/\mathrm{res}` of the coefficients ``x (..., 2l+1)``
+    on the basis `spherical_harmonics_alpha` (e3nn's ``irfft``; ``res`` odd, as e3nn's).
+
+    >>> x = torch.zeros(3)
+    >>> x[1] = 1.0                                     # the constant
+    >>> irfft(x, 5)
+    tensor([1., 1., 1., 1., 1.])
+    """
+    if res % 2 != 1:
+        raise ValueError(f"irfft: res must be odd, got {res}")
+    l = (x.shape[-1] - 1) // 2
+    alphas = torch.arange(res, dtype=x.dtype, device=x.device) * (2 * math.pi / res)
+    return x @ spherical_harmonics_alpha(l, alphas).T
