@@ -151,3 +151,24 @@ def test_errors():
     with pytest.raises(ValueError, match="reduce='sum'"):
         orbit_evaluation(lambda p: p, x, "so2", 4, input_kinds=["cartesian_points"]).aggregate("sum")
     assert set(METRICS) >= {"mse", "accuracy", "confidence", "l2"}
+
+
+def test_rescore_equals_a_second_evaluation():
+    """Rescoring kept outputs gives what a second run against the consensus gives (the model runs once)."""
+    torch.manual_seed(0)
+    x, calls = torch.randn(9, 3, dtype=torch.float64), []
+
+    def model(p):
+        calls.append(1)
+        return p + 0.1 * p[:, :1] ** 2  # not equivariant
+
+    kw = dict(input_kinds=["cartesian_points"], output_kind="cartesian_points")
+    truth = orbit_evaluation(model, x, "so3", 12, "mse", targets=x, keep_outputs=True, grid_kwargs={"num_angles": 2}, **kw)
+    n = len(calls)
+    rescored = truth.rescore("l2")
+    assert len(calls) == n  # no model call
+    direct = orbit_evaluation(model, x, "so3", 12, "l2", grid_kwargs={"num_angles": 2}, **kw)
+    assert rescored.reference == direct.reference == "consensus"
+    assert torch.allclose(rescored.values, direct.values, atol=1e-12) and rescored.values.abs().max() > 1e-4
+    with pytest.raises(ValueError, match="keep_outputs"):
+        orbit_evaluation(model, x, "so2_z", 4, "mse", **kw).rescore("l2")

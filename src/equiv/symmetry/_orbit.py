@@ -116,6 +116,21 @@ class OrbitResult:
     def num_samples(self) -> int:
         return self.values.shape[1]
 
+    def rescore(self, metric: str | Callable = "mse", targets: torch.Tensor | None = None) -> "OrbitResult":
+        """The same orbit scored with another metric or reference (``targets``, else the consensus),
+        without running the model again; needs the outputs (``orbit_evaluation(..., keep_outputs=True)``).
+
+        >>> import torch
+        >>> x = torch.randn(6, 3)
+        >>> res = orbit_evaluation(lambda p: 2 * p, x, "so2_z", 8, "l2", input_kinds=["cartesian_points"],
+        ...                        output_kind="cartesian_points", targets=2 * x, keep_outputs=True)
+        >>> res.reference, res.rescore("mse").reference, res.rescore("mse").summary()["mean"] < 1e-10
+        ('ground truth', 'consensus', True)
+        """
+        if self.outputs is None:
+            raise ValueError("rescore: the outputs were not kept (orbit_evaluation(..., keep_outputs=True))")
+        return _score(self.group, self.grid, self.outputs, metric, targets, self.meta, keep_outputs=True)
+
     def aggregate(self, reduce: str = "mean") -> torch.Tensor:
         """Dataset-level view: the metric per group element over all samples, ``(G,)``."""
         if reduce == "mean":
@@ -253,15 +268,7 @@ def orbit_evaluation(
     kinds = list(input_kinds) if isinstance(input_kinds, (list, tuple)) else [input_kinds]
     if len(kinds) != len(xs):
         raise ValueError(f"input_kinds={input_kinds!r}: {len(kinds)} kinds for {len(xs)} inputs")
-    if isinstance(metric, str):
-        if metric not in METRICS:
-            raise ValueError(f"metric={metric!r}: expected one of {sorted(METRICS)} or a callable")
-        fn, higher, probs = METRICS[metric]
-        name = metric
-    elif callable(metric):
-        fn, higher, probs, name = metric, False, False, getattr(metric, "__name__", "custom")
-    else:
-        raise TypeError(f"metric={metric!r}: expected a name or a callable")
+    fn, higher, probs, name = _metric(metric)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}: expected a positive integer")
     if targets is not None and targets.shape[0] != B:
@@ -295,22 +302,36 @@ def orbit_evaluation(
             outputs.append(y.reshape(k, B, *y.shape[1:]))
     Y = torch.cat(outputs)  # (G, B, ...)
 
+    meta = {"num_points": num_points, "output_kind": str(output_kind), "input_kinds": [str(k) for k in kinds]}
+    return _score(G, grid, Y, metric, targets, meta, keep_outputs)
+
+
+def _metric(metric):
+    """``(fn, higher_is_better, on_probabilities, name)`` of a metric name or callable."""
+    if isinstance(metric, str):
+        if metric not in METRICS:
+            raise ValueError(f"metric={metric!r}: expected one of {sorted(METRICS)} or a callable")
+        fn, higher, probs = METRICS[metric]
+        return fn, higher, probs, metric
+    if callable(metric):
+        return metric, False, False, getattr(metric, "__name__", "custom")
+    raise TypeError(f"metric={metric!r}: expected a name or a callable")
+
+
+def _score(G, grid, Y, metric, targets, meta, keep_outputs) -> "OrbitResult":
+    """The metric of the mapped-back outputs ``Y (G, B, ...)`` against ``targets`` or their consensus."""
+    fn, higher, probs, name = _metric(metric)
+    n_el, B = Y.shape[0], Y.shape[1]
     if targets is not None:
-        ref, reference = targets.to(device), "ground truth"
+        if targets.shape[0] != B:
+            raise ValueError(f"targets has {targets.shape[0]} samples, inputs have {B}")
+        ref, reference = targets.to(Y.device), "ground truth"
     else:
-        w = grid.weights.to(device=device, dtype=Y.dtype).reshape(-1, *([1] * (Y.ndim - 1)))
+        w = grid.weights.to(device=Y.device, dtype=Y.dtype).reshape(-1, *([1] * (Y.ndim - 1)))
         ref = (w * (torch.softmax(Y, -1) if probs else Y)).sum(0)
         reference = "consensus"
     values = torch.stack([fn(Y[i], ref) for i in range(n_el)])
     if values.shape != (n_el, B):
         raise ValueError(f"metric returned shape {tuple(values.shape[1:])} per element; expected ({B},)")
-    return OrbitResult(
-        group=G,
-        grid=grid,
-        values=values.detach().cpu(),
-        metric=name,
-        reference=reference,
-        higher_is_better=higher,
-        outputs=Y.cpu() if keep_outputs else None,
-        meta={"num_points": num_points, "output_kind": str(output_kind), "input_kinds": [str(k) for k in kinds]},
-    )
+    return OrbitResult(group=G, grid=grid, values=values.detach().cpu(), metric=name, reference=reference,
+                       higher_is_better=higher, outputs=Y.cpu() if keep_outputs else None, meta=dict(meta))

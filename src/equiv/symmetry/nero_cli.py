@@ -240,10 +240,11 @@ def run(args: argparse.Namespace) -> int:
     grid_kwargs = {"num_angles": args.num_angles} if G.name in ("SO(3)", "O(3)", "E(3)") else None
     common = dict(input_kinds=spec["input_kinds"], output_kind=spec["output_kind"], grid_kwargs=grid_kwargs, progress=True,
                   batch_size=spec.get("batch_size", 4096))
-    with torch.no_grad():
-        truth = orbit_evaluation(model, spec["inputs"], group, num_points, metric, targets=spec["targets"], **common)
+    with torch.no_grad():  # the model runs once: the consensus view rescores the kept outputs
+        truth = orbit_evaluation(model, spec["inputs"], group, num_points, metric, targets=spec["targets"],
+                                 keep_outputs=True, **common)
         cons_metric = "accuracy" if metric in ("confidence", "cross_entropy") else metric
-        consensus = orbit_evaluation(model, spec["inputs"], group, num_points, cons_metric, **common)
+        consensus = truth.rescore(cons_metric)
     ck = Path(args.checkpoint)
     name = f"{ck.parent.name}/{ck.stem}" if ck.stem in ("best", "checkpoint", "last") else ck.stem
     entries = [
