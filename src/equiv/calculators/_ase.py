@@ -34,7 +34,9 @@ class EquivCalculator(Calculator):
     Parameters
     ----------
     model : str, os.PathLike or torch.nn.Module
-        A saved potential (:func:`equiv.train.save_potential`) or a model instance.
+        A saved potential (:func:`equiv.train.save_potential`), loaded with frozen weights (only
+        evaluated here; layers then keep what depends on the weights alone between steps), or a model
+        instance, used as it is (freeze it with ``model.requires_grad_(False)`` for the same speed).
     device : str
         ``"cpu"`` or ``"cuda"``.
     dtype : torch.dtype, optional
