@@ -115,7 +115,8 @@ def main() -> int:
         for ax, (name, row) in zip(axes, results["paths"].items()):
             ax.plot(row["x"], [1e3 * v for v in row["dft_rel_eV"]], "k-", lw=2, label="DFT")
             for (model, m), style in zip(row["models"].items(), ("o-", "s--")):
-                ax.plot(row["x"], [1e3 * v for v in m["rel_eV"]], style, ms=3, label=f"{model} (RMSE {m['rmse_meV']:.2g} meV)")
+                label = f"{model} (RMSE {m['rmse_meV']:.2g} meV)"
+                ax.plot(row["x"], [1e3 * v for v in m["rel_eV"]], style, ms=3, label=label)
             ax.set_xlabel(row["x_label"])
             ax.set_ylabel("E − E(first) (meV)")
             ax.set_title(name.replace("_", " "))

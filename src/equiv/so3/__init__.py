@@ -22,7 +22,14 @@ See docs/so3.md for the conventions and the measured agreement with e3nn.
 40
 """
 
-from ._angular import Legendre, SphericalHarmonicsAlphaBeta, irfft, rfft, spherical_harmonics_alpha, spherical_harmonics_s2_grid
+from ._angular import (
+    Legendre,
+    SphericalHarmonicsAlphaBeta,
+    irfft,
+    rfft,
+    spherical_harmonics_alpha,
+    spherical_harmonics_s2_grid,
+)
 from ._cartesian import CartesianTensor, ReducedTensorProducts
 from ._clebsch_gordan import CG_CONVENTIONS, clebsch_gordan, convention_sign, wigner_3j_complex
 from ._gaunt import gaunt

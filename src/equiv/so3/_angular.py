@@ -20,7 +20,8 @@ from torch import nn
 from ._parametrizations import spherical_harmonics_alpha_beta
 from ._spherical_harmonics import spherical_harmonics
 
-__all__ = ["spherical_harmonics_alpha", "Legendre", "SphericalHarmonicsAlphaBeta", "spherical_harmonics_s2_grid", "rfft", "irfft"]
+__all__ = ["spherical_harmonics_alpha", "Legendre", "SphericalHarmonicsAlphaBeta", "spherical_harmonics_s2_grid", "rfft",
+           "irfft"]
 
 
 def spherical_harmonics_alpha(l: int, alpha: torch.Tensor) -> torch.Tensor:

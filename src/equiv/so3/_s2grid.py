@@ -272,7 +272,8 @@ class FromS2Grid(_S2Grid):
         B = B * scale[:, None, None] * w[None, :, None]
         dtype = self.betas.dtype
         self.register_buffer("from_alpha", torch.as_tensor(A.T.copy(), dtype=dtype, device=device))  # (res_alpha, 2L+1)
-        self.register_buffer("from_beta", torch.as_tensor(B.reshape(B.shape[0], -1).T.copy(), dtype=dtype, device=device))
+        from_beta = torch.as_tensor(B.reshape(B.shape[0], -1).T.copy(), dtype=dtype, device=device)
+        self.register_buffer("from_beta", from_beta)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         if f.shape[-2:] != (self.res_beta, self.res_alpha):

@@ -368,7 +368,8 @@ class SphericalHarmonics(torch.nn.Module):
             irreps_in = "1e"
         irreps_in = Irreps("1o" if irreps_in is None else irreps_in)
         if irreps_in not in (Irreps("1x1o"), Irreps("1x1e")):
-            raise ValueError(f"SphericalHarmonics: irreps_in must be a vector '1x1o' or a pseudovector '1x1e', got {irreps_in}")
+            raise ValueError(f"SphericalHarmonics: irreps_in must be a vector '1x1o' or a pseudovector '1x1e', "
+                             f"got {irreps_in}")
         p_in = irreps_in[0].ir.p
         if isinstance(irreps_out, Irreps):
             ls = []

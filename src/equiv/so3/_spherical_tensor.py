@@ -98,7 +98,8 @@ class SphericalTensor(Irreps):
             return vectors.new_zeros(self.dim)
         y = self._sh(vectors)  # (N, dim)
         gram = y @ y.T
-        solution = torch.linalg.lstsq(gram, values[:, None], driver="gelsd" if gram.device.type == "cpu" else None).solution[:, 0]
+        driver = "gelsd" if gram.device.type == "cpu" else None  # gelsd: rank-deficient systems too
+        solution = torch.linalg.lstsq(gram, values[:, None], driver=driver).solution[:, 0]
         return solution @ y
 
     def sum_of_diracs(self, positions: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
