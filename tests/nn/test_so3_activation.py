@@ -49,8 +49,8 @@ def test_activation_matches_e3nn():
 
 
 def test_equivariance_exact_for_a_polynomial():
-    """sigma(t) = t^2 of an l <= 1 signal has degree 2, the output l <= 2: the grid integrates degree
-    2 + 2 + 2 = 6 exactly once res_beta > 6 and res_alpha > 6 (resolution 4: 8 x 16)."""
+    """sigma(t) = t^2 of an l <= 1 signal has degree 2; projected on l <= 2 the integrands have degree
+    2 + 2 = 4, integrated exactly once res_beta > 4 and res_alpha > 4 (resolution 4: 8 x 16)."""
     act = SO3Activation(1, 2, lambda v: v**2, 4, normalize=False).double()
     x = act.irreps_in.randn(6, -1, dtype=F64)
     report = assert_equivariant(act, [x], irreps_in=[act.irreps_in], irreps_out=[act.irreps_out], group="SO(3)",
