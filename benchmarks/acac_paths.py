@@ -68,10 +68,16 @@ def _mace_torch_energies(structures):
     return out["energy"].detach()
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    import argparse
+
     import ase.io
 
     from equiv.data import data_dir
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the same run (it takes seconds); for make bench")
+    parser.parse_args(argv)
 
     torch.set_num_threads(1)
     results = {"machine": common.machine(), "paths": {}}

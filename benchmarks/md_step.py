@@ -8,8 +8,8 @@ as ``equiv.calculators.EquivCalculator`` does for a model it loads), and equiv a
 (what the step costs when the frozen-weight caches cannot be used). Models interleaved round by round;
 median over rounds of the mean step time of ``--steps`` steps (positions moved a little each step).
 
-Run: ``.venv/bin/python benchmarks/md_step.py [--molecules ethanol,aspirin] [--rounds 5]``. Writes
-``benchmarks/results/md_step.{json,md}``.
+Run: ``.venv/bin/python benchmarks/md_step.py [--molecules ethanol,aspirin] [--rounds 5]`` (``--quick``:
+ethanol, 2 rounds of 5 steps, written to ``md_step_quick``). Writes ``benchmarks/results/md_step.{json,md}``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quick", action="store_true", help="ethanol only, 2 rounds of 5 steps (make bench)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.molecules, args.rounds, args.steps = "ethanol", 2, 5
     torch.set_num_threads(args.threads)
     torch.set_default_dtype(torch.float64)
 
@@ -94,7 +97,8 @@ def main(argv=None) -> int:
             "speedup_vs_mace_torch": {n: med["mace-torch (frozen)"] / v for n, v in med.items()},
         }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "md_step.json").write_text(json.dumps(report, indent=2))
+    stem = "md_step_quick" if args.quick else "md_step"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2))
     lines = ["# MD step latency: one structure, energy + forces", "",
              f"Machine: {report['machine']}; CPU, float64, {args.threads} thread(s) (process CPU time). "
              f"Command: `{report['command']}`. Model: `_mace_common.CONFIG` ({common.CONFIG['hidden_irreps']}, "
@@ -106,7 +110,7 @@ def main(argv=None) -> int:
     lines += [f"| {molecule} | {row['atoms']} | {name} | {ms:.1f} | {row['speedup_vs_mace_torch'][name]:.2f}× | "
               f"{row['max_force_diff_eV_per_A']:.1e} |"
               for molecule, row in report["molecules"].items() for name, ms in row["ms_per_step"].items()]
-    (RESULTS / "md_step.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

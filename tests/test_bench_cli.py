@@ -221,3 +221,14 @@ def test_nbody_keep_and_seed_resume_from_a_fresh_clone(tmp_path, monkeypatch):
     assert resumed["test_mse"] == pytest.approx(full["test_mse"], rel=1e-6)
     assert not mod.keep_run(run, tmp_path / "too-big", max_bytes=10)
     assert not (tmp_path / "too-big").exists()
+
+
+def test_every_benchmark_takes_quick():
+    """`make bench` runs every script with --quick (benchmarks/run_all.py): each must accept it."""
+    import pathlib
+
+    here = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+    scripts = [p for p in here.glob("*.py") if not p.stem.startswith("_") and p.stem != "run_all"]
+    assert len(scripts) > 10
+    missing = [p.name for p in scripts if '"--quick"' not in p.read_text()]
+    assert not missing, f"benchmarks without --quick: {missing}"
