@@ -135,3 +135,15 @@ def test_rfft_irfft_match_e3nn():
         so3.irfft(torch.randn(3), 4)
     with pytest.raises(ValueError, match="not l = 8"):
         so3.rfft(torch.randn(15), 8)
+
+
+def test_round_trips_in_both_dtypes(dtype):
+    tol = {torch.float32: 1e-5, torch.float64: 1e-12}[dtype]
+    R = so3.rand_matrix(64, dtype=dtype)
+    assert R.dtype == dtype
+    assert (so3.quaternion_to_matrix(so3.matrix_to_quaternion(R)) - R).abs().max() < tol
+    assert (so3.axis_angle_to_matrix(*so3.matrix_to_axis_angle(R)) - R).abs().max() < 10 * tol
+    assert (so3.angles_to_matrix(*so3.quaternion_to_angles(so3.matrix_to_quaternion(R))) - R).abs().max() < 10 * tol
+    q1, q2 = so3.rand_quaternion(64, dtype=dtype), so3.rand_quaternion(64, dtype=dtype)
+    lhs = so3.quaternion_to_matrix(so3.compose_quaternion(q1, q2))
+    assert (lhs - so3.quaternion_to_matrix(q1) @ so3.quaternion_to_matrix(q2)).abs().max() < tol
