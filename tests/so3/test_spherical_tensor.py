@@ -87,5 +87,9 @@ def test_errors():
         SphericalTensor(2, 0, 1)
     with pytest.raises(ValueError, match="p_val must be 1"):
         SphericalTensor(2, -1, 1).with_peaks_at(torch.randn(3, 3))
+    with pytest.raises(ValueError, match=r"\(\.\.\., 9\) coefficients"):
+        SphericalTensor(2, 1, -1).signal_xyz(torch.randn(3, 8), torch.randn(4, 3))
+    with pytest.raises(ValueError, match="coefficients"):
+        SphericalTensor(2, 1, -1).norms(torch.randn(16))
     with pytest.raises(ValueError, match="one signal"):
         SphericalTensor(2, 1, -1).find_peaks(torch.randn(2, 9))

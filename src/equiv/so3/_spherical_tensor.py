@@ -129,12 +129,19 @@ class SphericalTensor(Irreps):
         sampled = values.gather(1, nearest).reshape(*size, s2.res_beta, s2.res_alpha)
         return s2(sampled)
 
+    def _check(self, signal: torch.Tensor, what: str) -> None:
+        if signal.shape[-1:] != (self.dim,):
+            raise ValueError(f"SphericalTensor.{what}: signals of {self} need (..., {self.dim}) coefficients, "
+                             f"got {tuple(signal.shape)}")
+
     def norms(self, signal: torch.Tensor) -> torch.Tensor:
         """The norm of each degree's coefficients, ``(..., dim) -> (..., lmax + 1)``."""
+        self._check(signal, "norms")
         return torch.stack([signal[..., l * l : (l + 1) ** 2].norm(dim=-1) for l in range(self.lmax + 1)], dim=-1)
 
     def signal_xyz(self, signal: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         r""":math:`f(\hat r)` for every signal and point: ``signal (*A, dim)``, ``r (*B, 3)`` → ``(*A, *B)``."""
+        self._check(signal, "signal_xyz")
         sh = self._sh(r).reshape(-1, self.dim)
         out = signal.reshape(-1, self.dim) @ sh.T
         return out.reshape(signal.shape[:-1] + r.shape[:-1])
