@@ -236,7 +236,7 @@ class SEGNNLayer(nn.Module):
     >>> x = torch.randn(B, N, 3)
     >>> edge_attr = spherical_harmonics([0, 1], x[:, J] - x[:, I], normalize=True, normalization="integral")
     >>> edge_extra = torch.randn(B, len(I), 2)  # e.g. distances and charge products
-    >>> node_attr = edge_attr.reshape(B, N, N - 1, -1).mean(2)
+    >>> node_attr = edge_attr.reshape(B, N, N - 1, edge_attr.shape[-1]).mean(2)
     >>> h = hidden.randn(B, N, -1)
     >>> layer(h, edge_attr, edge_extra, node_attr, I, J).shape
     torch.Size([2, 4, 16])
@@ -373,7 +373,7 @@ class SEGNN(nn.Module):
         edge_attr = spherical_harmonics(ls, rel, normalize=True, normalization="integral")
         dist = rel.norm(dim=-1, keepdim=True)
         edge_extra = torch.cat([dist, q[:, I] * q[:, J]], -1)
-        node_attr = edge_attr.reshape(B, N, N - 1, -1).mean(2) + spherical_harmonics(
+        node_attr = edge_attr.reshape(B, N, N - 1, edge_attr.shape[-1]).mean(2) + spherical_harmonics(
             ls, v, normalize=True, normalization="integral")
         if self.node_attr_scalar == "one":
             node_attr = torch.cat([torch.ones_like(node_attr[..., :1]), node_attr[..., 1:]], -1)

@@ -180,6 +180,8 @@ class Linear(torch.nn.Module):
                 f"Linear: features must have last dimension irreps_in.dim={self.irreps_in.dim}, "
                 f"got shape {tuple(getattr(features, 'shape', ()))}"
             )
+        if not features.dtype.is_floating_point:
+            raise ValueError(f"Linear: features must be floating point, got {features.dtype}")
         if weight is None:
             if self.weight_numel > 0 and not self.internal_weights:
                 raise ValueError("Linear: weight is required (internal_weights=False)")
@@ -190,14 +192,17 @@ class Linear(torch.nn.Module):
             bias = self.bias
         if self.weight_numel and weight.shape[-1] != self.weight_numel:
             raise ValueError(f"Linear: weight has shape {tuple(weight.shape)}, expected (..., {self.weight_numel})")
+        if self.weight_numel and weight.dtype != features.dtype:
+            raise ValueError(f"Linear: features are {features.dtype} but the weights are {weight.dtype} "
+                             "(convert the module with .to(dtype))")
         batch = features.shape[:-1]
         n = math.prod(batch)
-        x = features.reshape(n, -1)
+        x = features.reshape(n, features.shape[-1])  # explicit width: n may be 0
         shared = self.shared_weights
         if self.weight_numel:
-            weight = weight.reshape(-1) if shared else weight.broadcast_to(batch + weight.shape[-1:]).reshape(n, -1)
+            weight = weight.reshape(-1) if shared else weight.broadcast_to(batch + weight.shape[-1:]).reshape(n, weight.shape[-1])
         if self.bias_numel:
-            bias = bias.reshape(1, -1) if shared else bias.broadcast_to(batch + bias.shape[-1:]).reshape(n, -1)
+            bias = bias.reshape(1, -1) if shared else bias.broadcast_to(batch + bias.shape[-1:]).reshape(n, bias.shape[-1])
         parts: dict[int, list] = {}
         w_off = b_off = 0
         for ins in self.instructions:

@@ -186,7 +186,7 @@ class SeparableFiberBundleConv(nn.Module):
         f1 = torch.einsum("bjoc,bijoc->bioc", f, k1)
         k2 = self.kernel_fiber(fiber_basis)  # (B, O, P, C)
         f2 = torch.einsum("bioc,bopc->bipc", f1, k2.expand(f.shape[0], *k2.shape[1:])) / k2.shape[-3]
-        if self.training and not bool(self.calibrated):
+        if self.training and not bool(self.calibrated) and f1.numel() > 1 and f2.numel() > 1:  # an empty batch has no statistics
             with torch.no_grad():
                 s0, s1, s2 = f.std(), f1.std(), f2.std()
                 if s1 > 0 and s2 > 0:

@@ -2,6 +2,8 @@ r"""Equivariant batch and instance normalisation of irreps features (e3nn's ``Ba
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -96,15 +98,17 @@ class BatchNorm(nn.Module):
         if x.dim() < 2:
             raise ValueError(f"BatchNorm: input must be (batch, ..., {self.irreps.dim}), got shape {tuple(x.shape)}")
         shape = x.shape
-        batch = shape[0]
-        x = x.reshape(batch, -1, self.irreps.dim)  # (batch, sample, dim)
+        batch, samples = shape[0], math.prod(shape[1:-1])
+        if batch * samples == 0:  # nothing to normalise: no statistics to take, running ones untouched
+            return x.clone()
+        x = x.reshape(batch, samples, self.irreps.dim)  # (batch, sample, dim)
         stats = self.training or self.instance
         update = self.training and not self.instance
         new_means, new_vars, fields = [], [], []
         im = iv = 0  # offsets in the scalar and per-copy statistics
         for (mul, ir), sl in zip(self.irreps, self.irreps.slices()):
             d = ir.dim
-            field = x[:, :, sl].reshape(batch, -1, mul, d)
+            field = x[:, :, sl].reshape(batch, samples, mul, d)
             if ir.is_scalar():
                 if not stats:
                     mean = self.running_mean[im:im + mul].to(x.dtype)
@@ -131,7 +135,7 @@ class BatchNorm(nn.Module):
             if ir.is_scalar():
                 im += mul
             iv += mul
-            fields.append(field.reshape(batch, -1, mul * d))
+            fields.append(field.reshape(batch, samples, mul * d))
         if update:
             with torch.no_grad():
                 if new_means:

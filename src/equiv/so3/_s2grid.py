@@ -280,4 +280,4 @@ class FromS2Grid(_S2Grid):
             raise ValueError(f"FromS2Grid: expected (..., {self.res_beta}, {self.res_alpha}) grid values, "
                              f"got {tuple(f.shape)}")
         h = (f.reshape(-1, self.res_alpha) @ self.from_alpha).view(-1, self.res_beta * (2 * self.lmax + 1))
-        return (h @ self.from_beta).view(*f.shape[:-2], -1)
+        return (h @ self.from_beta).view(*f.shape[:-2], (self.lmax + 1) ** 2)

@@ -345,7 +345,10 @@ class GauntTensorProduct(torch.nn.Module):
                 f"GauntTensorProduct: the weights ({w.dtype}, {w.device}) must match x ({x.dtype}, {x.device})"
                 + ("; convert the module with .to(...)" if weight is None else "")
             )
-        batch, n, x, y, w = flatten_batch(x, y, w, self.shared_weights)
+        try:
+            batch, n, x, y, w = flatten_batch(x, y, w, self.shared_weights)
+        except ValueError as err:
+            raise ValueError(f"GauntTensorProduct: {err}") from None
         if n == 0:  # an empty batch (e.g. a graph without edges): empty output, zero gradients
             return (x.sum() + y.sum() + w.sum()).mul(0).expand(batch + (self.irreps_out.dim,))
         if self.method == "grid":  # mul_ir columns and per-degree weights handled chunk by chunk

@@ -79,10 +79,13 @@ def flatten_batch(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, shar
     >>> batch, n, tuple(x.shape), tuple(y.shape), tuple(w.shape)
     (torch.Size([2, 3]), 6, (6, 4), (6, 5), (1, 7))
     """
-    if shared_weights or w is None:
-        batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
-    else:
-        batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1], w.shape[:-1])
+    shapes = [x.shape[:-1], y.shape[:-1]] + ([] if shared_weights or w is None else [w.shape[:-1]])
+    try:
+        batch = torch.broadcast_shapes(*shapes)
+    except RuntimeError as err:
+        names = ("x", "y", "weight")
+        raise ValueError("the batch (leading) dimensions do not broadcast: "
+                         + ", ".join(f"{n} {tuple(s)}" for n, s in zip(names, shapes))) from err
     n = 1
     for s in batch:
         n *= s

@@ -383,13 +383,19 @@ class TensorProduct(torch.nn.Module):
         if not isinstance(y, torch.Tensor) or y.shape[-1:] != (self.irreps_in2.dim,):
             raise ValueError(f"{name}: y must have last dimension irreps_in2.dim={self.irreps_in2.dim}, got shape {tuple(getattr(y, 'shape', ()))}")
         w = self._get_weights(weight)
+        if x.dtype != y.dtype or not x.dtype.is_floating_point or (self.weight_numel and w.dtype != x.dtype):
+            raise ValueError(f"{name}: x, y and the weights must share one floating-point dtype, got {x.dtype}, {y.dtype} "
+                             f"and {w.dtype if self.weight_numel else 'no weights'} (convert the module with .to(dtype))")
         if x.dim() == 2 and y.shape[:-1] == x.shape[:-1] and (self.shared_weights or w.shape[:-1] == x.shape[:-1]):
             batch = x.shape[:-1]  # the common case: one flat batch, nothing to broadcast
             w = w.reshape(1, -1) if self.shared_weights else w
             if self.weight_numel == 0:
                 w = x.new_zeros(1, 0)
             return self._compute(x, y, w)
-        batch, n, x, y, w = flatten_batch(x, y, w if self.weight_numel else None, self.shared_weights)
+        try:
+            batch, n, x, y, w = flatten_batch(x, y, w if self.weight_numel else None, self.shared_weights)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
         if self.weight_numel == 0:
             w = x.new_zeros(1, 0)
         return self._compute(x, y, w).reshape(batch + (self.irreps_out.dim,))
