@@ -170,3 +170,34 @@ def test_tune_malloc_option(tmp_path, monkeypatch):
                  "--no-progress", "--no-learning-curve", "--no-tune-malloc", "--device", "cpu",
                  "--out", str(tmp_path / "c")]) == 0
     assert calls == [1]
+
+
+def _nan_on_calls(monkeypatch, bad):
+    """Wrap the built model so that its training forward returns NaN on the given (1-based) calls."""
+    import equiv.train.nbody as nb
+
+    real, calls = nb.build_model, [0]
+
+    def poison(module, args, out):
+        if module.training:
+            calls[0] += 1
+            if calls[0] in bad:
+                return out * float("nan")
+        return out
+
+    def build(name, **kw):
+        model = real(name, **kw)
+        model.register_forward_hook(poison)
+        return model
+
+    monkeypatch.setattr(nb, "build_model", build)
+
+
+def test_nan_batches_are_skipped_and_divergence_stops(tmp_path, monkeypatch):
+    _nan_on_calls(monkeypatch, {3})  # 4 batches per epoch: one bad batch in the first epoch
+    r = train_nbody(SMALL, epochs=2, out=str(tmp_path / "one"))
+    h = json.loads((tmp_path / "one" / "nbody_egnn.json").read_text())["history"]
+    assert all(0 < v < 10 for v in h["train_mse"] + h["valid_mse"]) and 0 < r["test_mse"] < 10
+    _nan_on_calls(monkeypatch, set(range(1, 1000)))
+    with pytest.raises(FloatingPointError, match="10 steps in a row with a NaN or inf gradient"):
+        train_nbody(SMALL, epochs=5, out=str(tmp_path / "all"))

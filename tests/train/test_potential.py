@@ -157,3 +157,35 @@ def test_init_model_starts_from_saved_weights(data, tmp_path):
                                test=False))
     with pytest.raises(ValueError, match="not a saved equiv potential"):
         train_potential(config(data, tmp_path / "d", init_model=str(tmp_path / "a" / "checkpoint.pt"), test=False))
+
+
+def _poisoned(monkeypatch, bad_calls):
+    """Make the training forward return a NaN energy on the given (1-based) training calls."""
+    import equiv.train.potential as tp_mod
+
+    real, calls = tp_mod.predict_properties, [0]
+
+    def predict(model, batch, **kw):
+        out = real(model, batch, **kw)
+        if kw.get("training"):
+            calls[0] += 1
+            if calls[0] in bad_calls:
+                out = dict(out, energy=out["energy"] * float("nan"))
+        return out
+
+    monkeypatch.setattr(tp_mod, "predict_properties", predict)
+
+
+def test_nonfinite_gradient_steps_are_skipped(data, tmp_path, monkeypatch):
+    _poisoned(monkeypatch, {2})
+    report = train_potential(config(data, tmp_path / "nan", test=False))
+    assert report["global_step"] == 6 and report["skipped_steps"] == 1
+    ck = load_checkpoint(tmp_path / "nan" / "checkpoint.pt")
+    assert all(torch.isfinite(v).all() for v in ck["model_state"].values() if v.is_floating_point())
+    assert ck["history"][-1]["skipped_steps"] == 1 and ck["history"][-1]["valid_loss"] == ck["history"][-1]["valid_loss"]
+
+
+def test_divergence_stops_with_a_clear_error(data, tmp_path, monkeypatch):
+    _poisoned(monkeypatch, set(range(1, 100)))
+    with pytest.raises(FloatingPointError, match="3 steps in a row with a NaN or inf gradient"):
+        train_potential(config(data, tmp_path / "div", test=False, max_nonfinite_steps=3))

@@ -131,6 +131,8 @@ OPTIONS: list[Option] = [
     Option("forces_weight", 100.0, float, "weight of the force-component MSE ((eV/Å)^2) in the loss"),
     Option("stress_weight", 0.0, float, "weight of the stress MSE ((eV/Å^3)^2); used when > 0"),
     Option("clip_grad", 100.0, _optional(float), "clip the gradient norm to this (none = no clipping)"),
+    Option("max_nonfinite_steps", 10, int, "skip optimiser steps whose gradient is NaN or inf; stop with an error "
+           "after this many in a row"),
     Option("scheduler_patience", 5, int, "ReduceLROnPlateau: evaluations without improvement before lowering lr"),
     Option("lr_factor", 0.8, float, "ReduceLROnPlateau factor"),
     Option("min_lr", 0.0, float, "ReduceLROnPlateau lower bound"),
@@ -161,7 +163,7 @@ _BY_NAME = {o.name: o for o in OPTIONS}
 RESUME_MAY_CHANGE = {"epochs", "max_steps", "time_budget_minutes", "output_dir", "resume", "checkpoint_every",
                      "device", "num_threads", "tune_malloc", "progress", "test", "parity_plot", "learning_curve", "max_test",
                      "valid_batch_size",
-                     "patience", "init_model"}
+                     "patience", "init_model", "max_nonfinite_steps"}
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

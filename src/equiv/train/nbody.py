@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from equiv.train._nonfinite import NonFiniteGuard, finite_gradients
 from equiv.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from equiv.train.curves import can_plot, mse_curve
 
@@ -448,6 +449,7 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
         progress = tqdm(total=cfg["epochs"], initial=state["epoch"], desc=f"nbody {cfg['model']}", unit="epoch",
                         dynamic_ncols=True)
     stalled = state["epoch"] - (state["best_epoch"] or 0)
+    guard = NonFiniteGuard(10)  # skip a NaN/inf-gradient batch; stop after 10 in a row
     t_call = time.perf_counter()
     t_start = t_call - state["elapsed"]
     first_epoch = state["epoch"]
@@ -461,7 +463,7 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
         t_epoch = time.perf_counter()
         model.train()
         perm = torch.randperm(ntrain, device="cpu").to(device)
-        total = 0.0
+        total, seen = 0.0, 0
         for s in range(0, ntrain, bs):
             idx = perm[s:s + bs]
             xb, vb, qb, yb = x[idx], v[idx], q[idx], y[idx]
@@ -474,10 +476,12 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
             loss = ((fwd(xb, vb, qb) - yb) ** 2).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg["clip"]:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
+            if not guard.ok(finite_gradients(model, cfg["clip"]), f"epoch {state['epoch'] + 1}"):
+                opt.zero_grad(set_to_none=True)  # skip this batch's step: NaN or inf gradient
+                continue
             opt.step()
             total += float(loss.detach()) * idx.shape[0]
+            seen += idx.shape[0]
         if sched is not None:
             sched.step()
         model.eval()
@@ -493,12 +497,12 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
         elif validate:
             stalled += cfg["val_every"]
         state["elapsed"] = time.perf_counter() - t_start
-        state["history"].append(dict(epoch=state["epoch"], train_mse=total / ntrain, valid_mse=val,
+        state["history"].append(dict(epoch=state["epoch"], train_mse=total / max(seen, 1), valid_mse=val,
                                      seconds=time.perf_counter() - t_epoch))
         save_checkpoint(ckpt_path, snapshot("full"))
         if progress is not None:
             progress.update(1)
-            progress.set_postfix(train=f"{total / ntrain:.4f}", val=f"{state['best_val']:.4f}",
+            progress.set_postfix(train=f"{total / max(seen, 1):.4f}", val=f"{state['best_val']:.4f}",
                                  test_at_best=f"{state['test_at_best']:.4f}")
         if cfg["patience"] is not None and stalled >= cfg["patience"]:
             stop_reason = "patience"

@@ -55,6 +55,7 @@ from equiv.train.curves import can_plot
 from equiv.train.distributed import all_reduce_sum, barrier, cleanup_distributed, init_distributed, rank_zero_print
 from equiv.train.ema import ExponentialMovingAverage
 from equiv.train.forces import predict_properties
+from equiv.train._nonfinite import NonFiniteGuard, finite_gradients
 from equiv.train.metrics import METRIC_UNITS, ErrorAccumulator
 from equiv.train.saved_model import load_potential, save_potential
 
@@ -295,7 +296,9 @@ def train_potential(cfg: dict | argparse.Namespace) -> dict:
     -------
     dict
         ``tests`` (metrics per test set, in meV units), ``best_epoch``, ``global_step``,
-        ``train_time_s``, ``model_path``, ``interrupted`` (True when stopped by a signal).
+        ``train_time_s``, ``model_path``, ``interrupted`` (True when stopped by a signal), ``skipped_steps``
+        (optimiser steps skipped for a NaN or inf gradient; ``max_nonfinite_steps`` in a row raise
+        ``FloatingPointError``).
     """
     cfg = resolve_config(cfg) if not (isinstance(cfg, dict) and set(cfg) >= set(DEFAULTS)) else dict(cfg)
     if cfg.get("tune_malloc", True):
@@ -384,7 +387,7 @@ def _train(cfg: dict, info) -> dict:
     train_acc = ErrorAccumulator()
 
     state = dict(epoch=0, step_in_epoch=0, global_step=0, best_metric=math.inf, best_epoch=-1, bad_evals=0,
-                 train_time_s=0.0, history=[], finished=False)
+                 train_time_s=0.0, history=[], finished=False, skipped_steps=0)
     if resume_state is not None:
         model.load_state_dict(resume_state["model_state"])
         optimizer.load_state_dict(resume_state["optimizer_state"])
@@ -393,7 +396,7 @@ def _train(cfg: dict, info) -> dict:
             ema.load_state_dict(resume_state["ema_state"])
         train_acc.load_state_dict(resume_state["train_acc"])
         for k in state:
-            state[k] = resume_state[k]
+            state[k] = resume_state.get(k, state[k])  # keys added since the checkpoint was written keep defaults
         set_rng_state(resume_state["rng"])
 
     use_stress = cfg["stress_weight"] > 0
@@ -440,6 +443,7 @@ def _train(cfg: dict, info) -> dict:
         return bool(hit), (hit[0] if hit else "")
 
     interrupted, stop_reason = False, ""
+    guard = NonFiniteGuard(cfg["max_nonfinite_steps"], f"the last checkpoint is {ckpt_path}")
     with _StopFlag() as stop_flag:
         while state["epoch"] < cfg["epochs"] and not state["finished"]:
             epoch = state["epoch"]
@@ -465,17 +469,26 @@ def _train(cfg: dict, info) -> dict:
                 loss = loss * info.world_size  # DDP averages gradients over processes
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                if cfg["clip_grad"] is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip_grad"])
+                state["global_step"] += 1
+                state["step_in_epoch"] += 1
+                # the gradients are all-reduced, so every process takes the same decision here
+                where = f"epoch {epoch + 1}, step {state['global_step']}"
+                if not guard.ok(finite_gradients(model, cfg["clip_grad"]), where):
+                    state["skipped_steps"] += 1
+                    optimizer.zero_grad(set_to_none=True)
+                    rank_zero_print(f"{where}: the gradient is not finite (loss {float(loss.detach()) / info.world_size:.4g});"
+                                    f" step skipped ({guard.in_a_row} in a row)")
+                    stop, stop_reason = should_stop(stop_flag, t_start)
+                    if stop:
+                        break
+                    continue
                 optimizer.step()
                 if ema is not None:
                     ema.update()
                 train_acc.add(out["energy"], batch.energy, batch.n_atoms, out["forces"], batch.forces)
-                state["global_step"] += 1
-                state["step_in_epoch"] += 1
                 if bar.disable is False:
                     m = train_acc.compute()
-                    bar.set_postfix_str(f"loss {float(loss) / info.world_size:.4g} | E {m.get('energy_per_atom_mae', 0):.2f} "
+                    bar.set_postfix_str(f"loss {float(loss.detach()) / info.world_size:.4g} | E {m.get('energy_per_atom_mae', 0):.2f} "
                                         f"meV/atom | F {m.get('forces_mae', 0):.1f} meV/Å", refresh=False)
                 stop, stop_reason = should_stop(stop_flag, t_start)
                 if cfg["checkpoint_every"] and state["global_step"] % cfg["checkpoint_every"] == 0 and not stop:
@@ -497,7 +510,8 @@ def _train(cfg: dict, info) -> dict:
             reduced.load_state_dict(train_acc.state_dict())
             reduced.all_reduce()
             record = {"epoch": epoch + 1, "step": state["global_step"], "lr": optimizer.param_groups[0]["lr"],
-                      "time_s": round(state["train_time_s"], 2), "train": reduced.compute()}
+                      "time_s": round(state["train_time_s"], 2), "train": reduced.compute(),
+                      "skipped_steps": state["skipped_steps"]}
             if (epoch + 1) % cfg["eval_interval"] == 0 or epoch + 1 == cfg["epochs"]:
                 if valid_ds is not None:
                     ctx = ema.average_parameters() if ema is not None else contextlib.nullcontext()
@@ -544,7 +558,7 @@ def _train(cfg: dict, info) -> dict:
               "best_epoch": state["best_epoch"], "global_step": state["global_step"],
               "train_time_s": state["train_time_s"], "hardware": _hardware(device), "world_size": info.world_size,
               "n_parameters": n_params, "model_path": str(model_path), "stop_reason": stop_reason or "epochs",
-              "interrupted": interrupted, "tests": {}}
+              "interrupted": interrupted, "skipped_steps": state["skipped_steps"], "tests": {}}
     if interrupted:
         rank_zero_print(f"stopped by a signal; checkpoint in {ckpt_path}. Rerun the same command to resume.")
         return report
