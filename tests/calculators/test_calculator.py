@@ -71,3 +71,29 @@ def test_errors(model_path):
     atoms.calc = EquivCalculator(model_path)
     with pytest.raises(ValueError, match="unknown element"):
         atoms.get_potential_energy()
+
+
+@pytest.mark.parametrize("model", ["toy", "mace"])
+def test_no_atoms_and_one_atom(tmp_path, model):
+    """Zero atoms: zero energy, (0, 3) forces. One atom: zero force, half the energy of two far apart."""
+    from ase import Atoms
+
+    from equiv.models import MACE
+
+    torch.manual_seed(0)
+    e0 = [-13.6, -1027.0, -2038.0]
+    m = (ToyPotential(species=[1, 6, 8], cutoff=3.5, atomic_energies=e0, channels=8) if model == "toy" else
+         MACE(species=[1, 6, 8], cutoff=3.5, atomic_energies=e0, hidden_irreps="4x0e + 4x1o", max_ell=1,
+              correlation=2, radial_mlp=[8], readout_hidden=4))
+    save_potential(m.double(), tmp_path / "m.pt")
+    calc = EquivCalculator(tmp_path / "m.pt")
+    empty = Atoms()
+    empty.calc = calc
+    assert empty.get_potential_energy() == 0.0 and empty.get_forces().shape == (0, 3)
+    one = Atoms("C", positions=[[0.0, 0.0, 0.0]])
+    one.calc = calc
+    np.testing.assert_array_equal(one.get_forces(), np.zeros((1, 3)))
+    two = Atoms("CC", positions=[[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]])
+    two.calc = calc
+    assert two.get_potential_energy() == pytest.approx(2 * one.get_potential_energy(), abs=1e-9)
+    assert abs(one.get_potential_energy() - e0[1]) < 1.0  # E0 plus the model's per-atom shift

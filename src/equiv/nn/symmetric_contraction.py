@@ -549,7 +549,7 @@ class SymmetricContraction(nn.Module):
                              f"{tuple(species.shape)} {species.dtype}")
         n, c, s, dim = x.shape[0], self.channels, self.num_species, sum(self._in_dims)
         r = self._base_np[0].shape[0]
-        grouped = s > 1 and not torch.compiler.is_compiling()
+        grouped = s > 1 and n > 0 and not torch.compiler.is_compiling()
         combs = self._coefficients(x.dtype, x.device, grouped)
         if grouped:  # nodes sorted by species: one batched product per species, no wasted columns
             order = torch.argsort(species, stable=True)
