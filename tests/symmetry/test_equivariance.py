@@ -118,6 +118,16 @@ def test_catches_wrong_irreps_on_outputs():
         assert_equivariant(lambda v: spherical_harmonics([0, 2], v)[:, :4], [x], ["1o"], ["0e + 1o"])
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_outputs_never_pass(bad):
+    """A NaN or inf output is not evidence of equivariance, even where it appears on both sides."""
+    x = torch.randn(6, 3, dtype=torch.float64)
+    report = equivariance_error(lambda v: v * bad, [x], ["1o"], ["1o"])
+    assert not report.passed() and report.failures().all()
+    with pytest.raises(AssertionError, match="FAIL"):
+        assert_equivariant(lambda v: torch.cat([v[:1] * bad, v[1:]]), [x], ["1o"], ["1o"])
+
+
 def test_float32_defaults_and_report_text(dtype):
     x = Irreps("4x0e + 2x1o + 2e").randn(5, -1, dtype=dtype)
     W = torch.randn(4, 4, dtype=dtype)

@@ -135,10 +135,11 @@ class EquivarianceReport:
         return float(self.rel_errors.max()) if self.rel_errors.numel() else 0.0
 
     def failures(self, atol: float | None = None, rtol: float | None = None) -> torch.Tensor:
-        """Boolean ``(num_samples, num_outputs)``: where ``abs_error > atol + rtol * scale``."""
+        """Boolean ``(num_samples, num_outputs)``: where ``abs_error > atol + rtol * scale``, or where the
+        output is not finite (NaN or inf never pass)."""
         atol = self.atol if atol is None else atol
         rtol = self.rtol if rtol is None else rtol
-        return self.abs_errors > atol + rtol * self.scales
+        return ~(self.abs_errors <= atol + rtol * self.scales) | ~torch.isfinite(self.scales)
 
     def passed(self, atol: float | None = None, rtol: float | None = None) -> bool:
         """True when every error is within ``atol + rtol * scale``."""
