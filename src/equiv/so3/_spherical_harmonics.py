@@ -273,7 +273,9 @@ def spherical_harmonics(ls, x: torch.Tensor, normalize: bool = True, normalizati
     x : torch.Tensor
         Shape ``(..., 3)``.
     normalize : bool
-        Project ``x`` on the unit sphere first (a zero vector gives :math:`Y^0` and zeros). If
+        Project ``x`` on the unit sphere first (a zero vector gives :math:`Y^0` and zeros; as in e3nn,
+        the projection is ``x / max(|x|, 1e-12)``, so the gradient at a zero vector is of order
+        :math:`10^{12}`, not meaningful: keep zero-length edges, such as self-loops, out of the graph). If
         ``False``, the result is the homogeneous polynomial :math:`|x|^l Y^l(\hat x)`.
     normalization : {"integral", "component", "norm"}
         ``"integral"``: :math:`\int_{S^2} (Y^l_m)^2 = 1`; ``"component"``: :math:`\|Y^l(\hat x)\|^2 = 2l+1`;
