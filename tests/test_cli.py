@@ -54,3 +54,14 @@ def test_threads_option():
     for command in ("evaluate", "md", "nero"):
         sub = build_parser(command)._subparsers._group_actions[0].choices[command]
         assert "--threads" in sub.format_help()
+
+
+def test_user_errors_print_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("EQUIV_TRACEBACK", raising=False)
+    missing = str(tmp_path / "missing.pt")
+    assert main(["evaluate", "--model", missing, "--data", str(tmp_path / "x.xyz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("equiv evaluate: error: ") and missing in err and "Traceback" not in err
+    monkeypatch.setenv("EQUIV_TRACEBACK", "1")  # the full traceback on request
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        main(["evaluate", "--model", missing, "--data", str(tmp_path / "x.xyz")])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from equiv import __version__
@@ -85,7 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return int(_load(args.command).run(args) or 0)
+    try:
+        return int(_load(args.command).run(args) or 0)
+    except (FileNotFoundError, ValueError, KeyError, FloatingPointError) as exc:
+        # a user's mistake (a missing file, a bad option, a data label) or a diverged run: the message
+        # says what to change, a traceback would bury it
+        if os.environ.get("EQUIV_TRACEBACK"):
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"equiv {args.command}: error: {message}\n(set EQUIV_TRACEBACK=1 for the full traceback)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
