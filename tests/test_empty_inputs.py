@@ -109,3 +109,11 @@ def test_gaunt_and_linear_errors_name_the_cause():
         lin(torch.randn(3, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match="Linear: features must be floating point"):
         lin(torch.ones(3, 4, dtype=torch.long))
+
+
+def test_layer_errors_name_the_cause():
+    with pytest.raises(ValueError, match=r"FullyConnectedNet: input last dimension must be 3, got shape \(2, 4\)"):
+        nn.FullyConnectedNet([3, 8, 2], torch.nn.functional.silu)(torch.randn(2, 4))
+    sc = nn.SymmetricContraction("4x0e + 4x1o", "4x0e", correlation=2, num_species=2)
+    with pytest.raises(ValueError, match=r"species must be indices in \[0, 2\) \(num_species=2\), got 2"):
+        sc(torch.randn(3, 16), torch.tensor([0, 1, 2]))

@@ -94,5 +94,10 @@ class FullyConnectedNet(nn.Sequential):
             self.add_module(f"layer{k}", _Layer(h1, h2, act if (out_act or not last) else None, var_in, var_out))
             var_in = var_out
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1:] != (self.hs[0],):
+            raise ValueError(f"FullyConnectedNet: input last dimension must be {self.hs[0]}, got shape {tuple(x.shape)}")
+        return super().forward(x)
+
     def extra_repr(self) -> str:
         return f"hs={self.hs}"

@@ -554,6 +554,8 @@ class SymmetricContraction(nn.Module):
         if grouped:  # nodes sorted by species: one batched product per species, no wasted columns
             order = torch.argsort(species, stable=True)
             counts = torch.bincount(species, minlength=s).tolist()
+            if len(counts) > s:
+                raise ValueError(f"species must be indices in [0, {s}) (num_species={s}), got {len(counts) - 1}")
             x, unsort = x.index_select(0, order), torch.argsort(order)
         # mul_ir (N, C*D) -> coordinate-major rows (D, C*N): monomials are contiguous row products
         parts = [xb.reshape(n, c, d).permute(2, 1, 0) for xb, d in zip(x.split([c * d for d in self._in_dims], 1),
