@@ -41,9 +41,9 @@ import torch
 from equiv import so3
 from equiv.so3._s2grid import azimuthal_factors, polar_factors
 
-from ._gaunt_form import LegPlan, gaunt_form
+from ._gaunt_form import LegPlan
 
-__all__ = ["GridPlan", "MulIrGridPlan", "grid_plan", "separable_harmonics", "gaunt_grid", "row_order"]
+__all__ = ["GridPlan", "MulIrGridPlan", "grid_plan", "separable_harmonics", "row_order"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -104,12 +104,6 @@ class GridPlan(LegPlan):
         self._cache = {}
         self.points = grid.shape[0] * grid.shape[1]  # grid values per channel (for chunk sizes)
         self.channel_dim = 2  # values are (n_alpha, n_beta, c, n)
-
-    def synthesis(self, t, k, coeffs):
-        return _synthesis(self, t, k, coeffs)
-
-    def analysis(self, t, k, values):
-        return _analysis(self, t, k, values)
 
 
     def flops(self) -> int:
@@ -214,17 +208,6 @@ def _differentiable(x: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and x.requires_grad
 
 
-def _synthesis(plan, t, k, coeffs):
-    """(n, c, rows) coefficients -> (n_alpha, n_beta, c, n) grid values.
-
-    The batch is the last (contiguous) dimension of the values, so the pointwise product with a
-    one-channel leg broadcasts over an outer dimension (vectorised) rather than the inner one.
-    """
-    n, c, rows = coeffs.shape
-    xt = coeffs.permute(2, 1, 0).reshape(rows, c * n)  # (rows, c, n), one transposing copy
-    return _synthesis_rows(plan, t, k, xt, c, n)
-
-
 def _synthesis_rows(plan, t, k, xt, c, n):
     """(rows, c * n) coefficients -> (n_alpha, n_beta, c, n) grid values."""
     L = plan.L[k]
@@ -248,18 +231,3 @@ def _analysis_rows(plan, t, k, values):
     for m, (r0, r1) in zip(range(-L, L + 1), plan.rows[k]):
         torch.mm(t[k][f"Sw{m}"], H[m + L], out=out[r0:r1])
     return out
-
-
-def _analysis(plan, t, k, values):
-    """(n_alpha, n_beta, c, n) grid values -> (n, c, rows) coefficients (quadrature included)."""
-    c, n = values.shape[2], values.shape[3]
-    return _analysis_rows(plan, t, k, values).view(-1, c, n).permute(2, 1, 0)  # a (n, c, rows) view
-
-
-def gaunt_grid(plan: GridPlan, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    r""":math:`z_{l_3 m_3} = \sum G^{l_1 l_2 l_3}_{m_1 m_2 m_3} x_{l_1 m_1} y_{l_2 m_2}` on the grid.
-
-    ``x`` ``(n, C, rows1)``, ``y`` ``(n, 1 or C, rows2)`` → ``(n, C, rows3)``, rows in the
-    `row_order` of each leg.
-    """
-    return gaunt_form(plan, x, y)
