@@ -80,3 +80,17 @@ def test_rep_algebra_and_errors():
         TensorRep(-1)
     with pytest.raises(ValueError, match=r"expected \(\.\.\., 3, 3\)"):
         Rep.vector().matrix(torch.eye(2))
+
+
+def test_generic_lie_by_matrix_logarithm_matches_closed_forms():
+    """A block that defines only `matrix` gets d rho(A) from the matrix logarithm (the base class's
+    fallback); on the built-in blocks it reproduces their closed forms."""
+    from equiv.groups._reps import _Base
+
+    gens = SO3().lie_generators()
+    for block in (TensorRep(1), TensorRep(2), TensorRep(3, pseudo=True), IrrepRep(2, 1), IrrepRep(3, -1)):
+        for A in gens:
+            assert torch.allclose(_Base.lie(block, A), block.lie(A), atol=1e-9), (block, A)
+    rep = sum([Rep.vector(), Rep.tensor(2), Rep.scalar()])  # sum() starts from 0: __radd__
+    assert rep == Rep.vector() + Rep.tensor(2) + Rep.scalar()
+    assert len(rep) == 3 and [m for m, _ in rep] == [1, 1, 1] and [b.dim for _, b in rep] == [3, 9, 1]

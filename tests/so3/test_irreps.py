@@ -145,3 +145,18 @@ def test_D_from_matrix_matches_e3nn_and_is_block_diagonal():
     assert (D1 @ D2 - D12).abs().max() < 1e-12
     with pytest.raises(ValueError, match="3, 3"):
         irreps.D_from_matrix(torch.eye(4))
+
+
+def test_zero_multiplicities_left_addition_and_tuple_methods_match_e3nn():
+    spec = "0x0e + 2x1o + 0x2e + 1x0e"
+    assert str(Irreps(spec).remove_zero_multiplicities()) == str(o3.Irreps(spec).remove_zero_multiplicities())
+    assert Irreps(spec).remove_zero_multiplicities() == Irreps("2x1o + 1x0e")
+    left = "3x0e" + Irreps("1x1o")  # a string on the left: __radd__ (e3nn raises TypeError here)
+    assert isinstance(left, Irreps) and left == Irreps("3x0e + 1x1o")
+    for ours, theirs in ((Irreps("1x1o"), o3.Irreps("1x1o")), (Irrep("1o"), o3.Irrep("1o"))):
+        with pytest.raises(NotImplementedError):  # tuple methods without a meaning here, as in e3nn
+            ours.index(0)
+        with pytest.raises(NotImplementedError):
+            theirs.index(0)
+    with pytest.raises(NotImplementedError):
+        Irrep("1o").count(1)

@@ -40,13 +40,6 @@ def _columns(plan, t, k, w):
     return w[:, s:e].index_select(1, t[k]["wcol"])
 
 
-def _column_adjoint(plan, t, k, v, shared):
-    """Adjoint of `_columns`: sums ``v (n, dim_k)`` over the columns of each weight."""
-    s, e = plan.weight_slices[k]
-    g = v.new_zeros(v.shape[0], e - s).index_add(1, t[k]["wcol"], v)
-    return g.sum(0, keepdim=True) if shared else g
-
-
 def unfused_weighted_gaunt(plan, x, y, w):
     """:math:`w_3 \\odot D(w_1 \\odot x, w_2 \\odot y)` as differentiable whole-batch operations."""
     t = plan.tensors(x.dtype, x.device)
