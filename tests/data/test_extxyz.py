@@ -62,6 +62,28 @@ def test_missing_key_in_later_frame(tmp_path):
         read_extxyz(p)
 
 
+def test_isolated_atoms_without_forces_at_the_top(tmp_path):
+    """MACE-style training files start with isolated atoms that carry an energy but no forces: the
+    forces key is taken from the first frame that has one, and the molecules keep their forces."""
+    iso = Atoms("O", positions=[[0.0, 0.0, 0.0]])
+    iso.info.update(REF_energy=-2041.0, config_type="IsolatedAtom")
+    mol = water()
+    mol.info["REF_energy"] = -2080.0
+    mol.arrays["REF_forces"] = np.full((3, 3), 0.25)
+    p = tmp_path / "iso_first.xyz"
+    write(p, [iso, mol], format="extxyz")
+    data = read_extxyz(p, require=("energy",))
+    assert data[0].forces is None and data[1].forces is not None
+    np.testing.assert_array_equal(data[1].forces.numpy(), np.full((3, 3), 0.25))
+    e0, rest = split_isolated_atoms(data)
+    assert e0 == {8: -2041.0} and len(rest) == 1
+    with pytest.raises(KeyError, match="frame 0 has no forces key 'REF_forces'"):
+        read_extxyz(p)  # forces required on every frame by default
+    write(p, [iso], format="extxyz")
+    with pytest.raises(KeyError, match="no frame has a forces label"):
+        read_extxyz(p)
+
+
 def test_nan_coordinates(tmp_path):
     p = tmp_path / "nan.xyz"
     p.write_text('2\nProperties=species:S:1:pos:R:3 energy=-1.0 pbc="F F F"\nH 0 0 0\nH 0 0 nan\n')

@@ -189,3 +189,40 @@ def test_divergence_stops_with_a_clear_error(data, tmp_path, monkeypatch):
     _poisoned(monkeypatch, set(range(1, 100)))
     with pytest.raises(FloatingPointError, match="3 steps in a row with a NaN or inf gradient"):
         train_potential(config(data, tmp_path / "div", test=False, max_nonfinite_steps=3))
+
+
+def test_e0s_option_every_form(data, tmp_path):
+    """e0s: auto (isolated frames in train_file, else least squares), least_squares, isolated, zero, a
+    file of isolated atoms, or a mapping by symbol or atomic number."""
+    from ase import Atoms
+    from ase.io import read, write
+
+    from equiv.data import least_squares_e0
+    from equiv.train.potential import load_data
+
+    def e0_of(train_file, **kw):
+        return load_data(config((train_file, data[1]), tmp_path / "unused", **kw))[3]
+
+    isolated = []
+    for z, e in ((1, -13.6), (6, -1027.0), (8, -2038.0)):
+        a = Atoms(numbers=[z], positions=[[0.0, 0.0, 0.0]])
+        a.info["REF_energy"] = e
+        isolated.append(a)
+    write(str(tmp_path / "e0.xyz"), isolated, format="extxyz")
+    with_isolated = str(tmp_path / "with_isolated.xyz")
+    write(with_isolated, isolated + read(data[0], index=":"), format="extxyz")
+    expected = {1: -13.6, 6: -1027.0, 8: -2038.0}
+
+    assert e0_of(with_isolated, e0s="auto") == expected == e0_of(with_isolated, e0s="isolated")
+    assert e0_of(data[0], e0s=str(tmp_path / "e0.xyz")) == expected
+    assert e0_of(data[0], e0s={"H": -13.6, 6: -1027.0, "8": -2038.0}) == expected
+    assert e0_of(data[0], e0s="zero") == {1: 0.0, 6: 0.0, 8: 0.0}
+    train = load_data(config(data, tmp_path / "unused", e0s="least_squares"))[0]
+    ls = e0_of(data[0], e0s="least_squares")
+    assert ls == e0_of(data[0], e0s="auto") and ls == pytest.approx(least_squares_e0(train, [1, 6, 8]))
+    with pytest.raises(ValueError, match="'isolated' but train_file has no isolated-atom frames"):
+        e0_of(data[0], e0s="isolated")
+    with pytest.raises(ValueError, match="unknown element 'Xx'"):
+        e0_of(data[0], e0s={"Xx": 1.0})
+    with pytest.raises(ValueError, match=r"no isolated-atom energy for element\(s\) \['O'\]"):
+        e0_of(data[0], e0s={"H": -13.6, "C": -1027.0})

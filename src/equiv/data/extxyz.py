@@ -76,12 +76,15 @@ def _available(atoms) -> list[str]:
     return keys
 
 
-def _choose(atoms, key, candidates, kind):
+def _choose(frames, key, candidates, kind):
+    """The given key, else the first candidate present on the first frame that has one (isolated-atom
+    frames at the top of a training file often carry an energy but no forces)."""
     if key is not None:
         return key
-    for k in candidates:
-        if _lookup(atoms, k, kind) is not None:
-            return k
+    for atoms in frames:
+        for k in candidates:
+            if _lookup(atoms, k, kind) is not None:
+                return k
     return None
 
 
@@ -109,7 +112,7 @@ def read_extxyz(path, index: str | int | slice = ":", energy_key: str | None = N
         Frames to read, ASE syntax (default all).
     energy_key, forces_key, stress_key : str, optional
         Label keys; ``None`` picks the first present among :data:`ENERGY_KEYS`, :data:`FORCES_KEYS`,
-        :data:`STRESS_KEYS` (decided on the first frame, then required on every frame).
+        :data:`STRESS_KEYS` (decided on the first frame that has one of them).
     require : sequence of {"energy", "forces", "stress"}
         Labels every frame must have; a frame without one raises ``KeyError`` naming the frame and the
         keys it does have.
@@ -153,16 +156,16 @@ def read_extxyz(path, index: str | int | slice = ":", energy_key: str | None = N
         raise ValueError(f"path: {str(p)!r} holds no structures")
     first = frames[0]
     keys = {
-        "energy": _choose(first, energy_key, ENERGY_KEYS, "energy"),
-        "forces": _choose(first, forces_key, FORCES_KEYS, "forces"),
-        "stress": _choose(first, stress_key, STRESS_KEYS, "stress"),
+        "energy": _choose(frames, energy_key, ENERGY_KEYS, "energy"),
+        "forces": _choose(frames, forces_key, FORCES_KEYS, "forces"),
+        "stress": _choose(frames, stress_key, STRESS_KEYS, "stress"),
     }
     for kind in require:
         if kind not in keys:
             raise ValueError(f"require: unknown label {kind!r}; expected 'energy', 'forces' or 'stress'")
         if keys[kind] is None:
             raise KeyError(
-                f"{str(p)!r}: frame 0 has no {kind} label (looked for {dict(energy=ENERGY_KEYS, forces=FORCES_KEYS, stress=STRESS_KEYS)[kind]}); "
+                f"{str(p)!r}: no frame has a {kind} label (looked for {dict(energy=ENERGY_KEYS, forces=FORCES_KEYS, stress=STRESS_KEYS)[kind]}); "
                 f"available keys: {_available(first)}. Pass {kind}_key=..."
             )
     out = []
