@@ -6,7 +6,8 @@ maximum difference is recorded; e3nn's Monte-Carlo activation constants are pass
 projection w.r.t. the input and the parameters) are timed interleaved, after warm-up, process CPU time
 on one thread. Ratio = e3nn / equiv (higher is better for equiv).
 
-Layers: ``Gate`` (NequIP-style hidden irreps), ``NormActivation``, ``BatchNorm`` (training mode),
+Layers: ``Linear`` (MACE's hidden irreps; mixed multiplicities with biases), ``Gate`` (NequIP-style
+hidden irreps), ``NormActivation``, ``BatchNorm`` (training mode),
 ``Norm``, ``FullyConnectedNet`` (a radial MLP), ``TensorSquare`` (no weights and with ``irreps_out``),
 ``SO3Activation`` (a tenth of the batch: its grid has 6912 points), ``Extract``.
 
@@ -66,6 +67,15 @@ def _cases(e3nn_nn, o3, normalize2mom, n):
     so3_e = enn.SO3Activation(2, 2, _scaled(silu, c_silu), 6, normalize=False)
     so3_r = e3nn_nn.SO3Activation(2, 2, silu, 6)
     yield "SO3Activation (l <= 2, resolution 6)", so3_e, so3_r, so3_e.irreps_in, max(n // 10, 1)
+    for name, i_in, i_out, biases in (("Linear (MACE hidden)", "64x0e + 64x1o + 64x2e", "64x0e + 64x1o + 64x2e", False),
+                                      ("Linear (mixed, biases)", "32x0e + 16x1o + 8x2e", "16x0e + 32x1o + 4x2e", True)):
+        lin_r = o3.Linear(i_in, i_out, biases=biases)
+        lin_e = enn.Linear(i_in, i_out, biases=biases)
+        with torch.no_grad():
+            lin_e.weight.copy_(lin_r.weight)
+            if biases:
+                lin_e.bias.copy_(lin_r.bias)
+        yield name, lin_e, lin_r, Irreps(i_in)
     ext = "32x0e + 16x1o + 8x2e + 16x1o"
     yield "Extract", enn.Extract(ext, ["16x1o + 16x1o", "32x0e"], [(1, 3), (0,)]), \
         e3nn_nn.Extract(ext, ["16x1o + 16x1o", "32x0e"], [(1, 3), (0,)]), Irreps(ext)

@@ -15,6 +15,7 @@ o3 = pytest.importorskip("e3nn.o3")
     ("3x0e + 2x1o", "4x0e + 2x1o", {"biases": True}),
     ("3x0e + 4x0e + 2x1o", "4x0e + 2x1o", {"path_normalization": "path"}),
     ("3x0e + 4x0e", "4x0e + 2x0e", {"instructions": [(0, 0), (1, 1), (1, 0)], "biases": [True, False]}),
+    ("64x0e + 64x1o + 48x2e + 4x2e", "32x0e + 64x1o + 40x2e", {}),  # large and small paths: both routes
 ])
 def test_matches_e3nn(irreps_in, irreps_out, kw, dtype):
     ours = Linear(irreps_in, irreps_out, **kw).to(dtype)
@@ -25,10 +26,30 @@ def test_matches_e3nn(irreps_in, irreps_out, kw, dtype):
         if ours.bias_numel:
             ref.bias.normal_()
             ours.bias.copy_(ref.bias)
-    x = torch.randn(6, ours.irreps_in.dim, dtype=dtype)
+    x = torch.randn(6, ours.irreps_in.dim, dtype=dtype, requires_grad=True)
     tol = 1e-10 if dtype == torch.float64 else 1e-5
-    assert (ours(x) - ref(x)).abs().max() < tol * max(1.0, ref(x).abs().max().item())
+    a, b = ours(x), ref(x)
+    assert (a - b).abs().max() < tol * max(1.0, b.abs().max().item())
     assert torch.equal(ours.output_mask, ref.output_mask)
+    probe = torch.randn_like(a)
+    ga = torch.autograd.grad((a * probe).sum(), [x, ours.weight])
+    gb = torch.autograd.grad((b * probe).sum(), [x, ref.weight])
+    for u, v in zip(ga, gb):
+        assert (u - v).abs().max() < tol * max(1.0, v.abs().max().item())
+
+
+def test_both_product_routes_are_exercised():
+    """Small multiplicities go through x @ (W kron I_d), large ones through the per-component product."""
+    from equiv.nn._linear import _kronecker_pays
+
+    assert _kronecker_pays(4, 2, 5) and _kronecker_pays(16, 32, 3)
+    assert not _kronecker_pays(64, 64, 3) and not _kronecker_pays(48, 40, 5)
+
+
+def test_compiles_without_graph_breaks():
+    lin = Linear("32x0e + 16x1o + 8x2e + 64x1e", "16x0e + 32x1o + 4x2e + 64x1e", biases=True)
+    x = torch.randn(7, lin.irreps_in.dim)
+    assert torch.allclose(torch.compile(lin, fullgraph=True)(x), lin(x), atol=1e-5)
 
 
 def test_per_sample_weights_match_e3nn():

@@ -28,6 +28,14 @@ def _irreps(x, name):
         raise type(exc)(f"Linear: {name}: {exc}") from None
 
 
+def _kronecker_pays(mul_in: int, mul_out: int, d: int) -> bool:
+    """Is ``x @ (W kron I_d)`` (``d`` times the multiply-adds of the per-component product, but no layout
+    copies) the faster route for one path? Measured on CPU, batch 10000, one thread: 8x -> 4x (d = 5)
+    0.16 against 1.56 ms; 16x -> 32x (d = 3) 0.51 against 3.09; 32x -> 32x (d = 3) 0.94 against 1.47;
+    64x -> 64x (d = 3) 4.1 against 3.4 (copies win). The copies cost about 15 multiply-adds per value."""
+    return (d - 1) * mul_in * mul_out <= 15 * d * (mul_in + mul_out)
+
+
 class Linear(torch.nn.Module):
     r"""Equivariant linear layer: mixes channels of equal irreps, never across irrep types.
 
@@ -157,6 +165,7 @@ class Linear(torch.nn.Module):
         ]
         self.register_buffer("output_mask", torch.cat(mask) if mask else torch.ones(0))
         self._in_slices, self._out_slices = irreps_in.slices(), irreps_out.slices()
+        self._eyes: dict = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.irreps_in} -> {self.irreps_out} | {self.weight_numel} weights)"
@@ -172,6 +181,12 @@ class Linear(torch.nn.Module):
             v = weight.narrow(-1, off, size).view(weight.shape[:-1] + ins.path_shape)
             off += size
             yield (k, ins, v) if yield_instruction else v
+
+    def _eye(self, d, dtype, device):
+        key = (d, dtype, device)
+        if key not in self._eyes:
+            self._eyes[key] = torch.eye(d, dtype=dtype, device=device)
+        return self._eyes[key]
 
     def forward(self, features: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None):
         """Apply the layer; ``weight``/``bias`` are required when ``internal_weights=False``."""
@@ -215,6 +230,15 @@ class Linear(torch.nn.Module):
             mul_in = self.irreps_in[ins.i_in].mul
             size = mul_in * mul_out
             if size == 0 or d == 0:
+                continue
+            if shared and (d == 1 or _kronecker_pays(mul_in, mul_out, d)):
+                # one matrix product on the strided slice of x, no layout copies: for scalars W itself,
+                # for small multiplicities W (x) I_d (d times the multiply-adds, cheaper than two copies)
+                w = weight[w_off : w_off + size].reshape(mul_in, mul_out) * ins.path_weight
+                w_off += size
+                if d > 1:
+                    w = torch.kron(w, self._eye(d, w.dtype, w.device))
+                parts.setdefault(ins.i_out, []).append(x[:, self._in_slices[ins.i_in]] @ w)
                 continue
             xi = x[:, self._in_slices[ins.i_in]].reshape(n, mul_in, d)
             if shared:
