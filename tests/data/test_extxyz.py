@@ -80,7 +80,7 @@ def test_isolated_atoms_without_forces_at_the_top(tmp_path):
     with pytest.raises(KeyError, match="frame 0 has no forces key 'REF_forces'"):
         read_extxyz(p)  # forces required on every frame by default
     write(p, [iso], format="extxyz")
-    with pytest.raises(KeyError, match="no frame has a forces label"):
+    with pytest.raises(KeyError, match="no frame has forces labels"):
         read_extxyz(p)
 
 

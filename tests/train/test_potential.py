@@ -226,3 +226,49 @@ def test_e0s_option_every_form(data, tmp_path):
         e0_of(data[0], e0s={"Xx": 1.0})
     with pytest.raises(ValueError, match=r"no isolated-atom energy for element\(s\) \['O'\]"):
         e0_of(data[0], e0s={"H": -13.6, "C": -1027.0})
+
+
+def test_evaluate_writes_predictions_labelled_or_not(data, tmp_path, capsys):
+    """`equiv evaluate --predictions out.xyz`: every structure with its predicted energy and forces (and
+    stress for periodic cells), equal to the ASE calculator's; labels are kept and need not exist."""
+    import numpy as np
+    from ase.build import bulk
+    from ase.io import read, write
+
+    from equiv.calculators import EquivCalculator
+    from equiv.models import ToyPotential
+    from equiv.train import save_potential
+
+    torch.manual_seed(0)
+    model_path = tmp_path / "m.pt"
+    save_potential(ToyPotential(species=[1, 6, 8], cutoff=3.5, atomic_energies=[-1.0, -2.0, -3.0], channels=4).double(),
+                   model_path)
+    calc = EquivCalculator(model_path)
+    out = tmp_path / "pred.xyz"
+    assert main(["evaluate", "--model", str(model_path), "--data", data[1], "--predictions", str(out),
+                 "--no-progress", "--device", "cpu"]) == 0
+    assert "forces_mae" in capsys.readouterr().out
+    frames, refs = read(str(out), index=":"), read(data[1], index=":")
+    assert len(frames) == len(refs) == 4
+    for got, ref in zip(frames, refs):
+        assert got.info["REF_energy"] == pytest.approx(ref.info["REF_energy"], abs=1e-9)
+        np.testing.assert_allclose(got.arrays["REF_forces"], ref.arrays["REF_forces"], atol=1e-9)
+        ref.calc = calc
+        assert got.info["equiv_energy"] == pytest.approx(ref.get_potential_energy(), abs=1e-8)
+        np.testing.assert_allclose(got.arrays["equiv_forces"], ref.get_forces(), atol=1e-8)
+    # unlabelled periodic structures: predictions only, stress included (Voigt, eV/Å^3)
+    cells = [bulk("C", "diamond", a=3.6), bulk("C", "diamond", a=3.7) * (1, 1, 2)]
+    write(str(tmp_path / "cells.xyz"), cells, format="extxyz")
+    assert main(["evaluate", "--model", str(model_path), "--data", str(tmp_path / "cells.xyz"), "--predictions",
+                 str(out), "--prefix", "toy_", "--no-progress", "--device", "cpu"]) == 0
+    assert "no reference labels: predictions only" in capsys.readouterr().out
+    for got, cell in zip(read(str(out), index=":"), cells):
+        assert "REF_energy" not in got.info
+        cell.calc = calc
+        assert got.info["toy_energy"] == pytest.approx(cell.get_potential_energy(), abs=1e-8)
+        np.testing.assert_allclose(got.arrays["toy_forces"], cell.get_forces(), atol=1e-8)
+        np.testing.assert_allclose(got.info["toy_stress"], cell.get_stress(voigt=True), atol=1e-8)
+    with pytest.raises(KeyError, match="no frame has energy labels"):  # without --predictions, labels are required
+        from equiv.train.evaluate_cli import load_eval_data
+
+        load_eval_data(str(tmp_path / "cells.xyz"))

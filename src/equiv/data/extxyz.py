@@ -165,7 +165,7 @@ def read_extxyz(path, index: str | int | slice = ":", energy_key: str | None = N
             raise ValueError(f"require: unknown label {kind!r}; expected 'energy', 'forces' or 'stress'")
         if keys[kind] is None:
             raise KeyError(
-                f"{str(p)!r}: no frame has a {kind} label (looked for {dict(energy=ENERGY_KEYS, forces=FORCES_KEYS, stress=STRESS_KEYS)[kind]}); "
+                f"{str(p)!r}: no frame has {kind} labels (looked for {dict(energy=ENERGY_KEYS, forces=FORCES_KEYS, stress=STRESS_KEYS)[kind]}); "
                 f"available keys: {_available(first)}. Pass {kind}_key=..."
             )
     out = []

@@ -173,19 +173,25 @@ def data_statistics(train: AtomsDataset, e0: dict[int, float]) -> dict[str, floa
 
 # ------------------------------------------------------------------------------------------ evaluate
 def evaluate(model, dataset, batch_size: int, device, dtype, rank: int = 0, world_size: int = 1,
-             keep_predictions: bool = False, progress: bool = False, desc: str = "evaluate"):
-    """Errors of ``model`` on ``dataset`` (forces by autograd; stress when every structure has one).
+             keep_predictions: bool = False, progress: bool = False, desc: str = "evaluate",
+             predict_stress: bool = False):
+    """Errors of ``model`` on ``dataset`` (forces by autograd; stress when every structure has one, or
+    ``predict_stress``). Structures without labels are predicted and left out of the errors.
 
     Returns
     -------
     acc : ErrorAccumulator (summed over processes)
-    predictions : dict of numpy arrays (this process's share) when ``keep_predictions``
+    predictions : dict of numpy arrays (this process's share) when ``keep_predictions``: per structure
+        ``energy_pred``, ``n_atoms``, ``energy_ref`` (NaN where unlabelled) and ``stress_pred``
+        ``(S, 3, 3)`` (when computed); per atom ``forces`` (every structure, in order) and the labelled
+        pairs ``forces_ref`` / ``forces_pred``
     """
     from tqdm.auto import tqdm
 
     acc = ErrorAccumulator()
-    preds = {"energy_ref": [], "energy_pred": [], "n_atoms": [], "forces_ref": [], "forces_pred": []}
-    with_stress = all(d.stress is not None for d in dataset)
+    preds = {"energy_ref": [], "energy_pred": [], "n_atoms": [], "forces_ref": [], "forces_pred": [], "forces": [],
+             "stress_pred": []}
+    with_stress = predict_stress or all(d.stress is not None for d in dataset)
     loader = make_loader(dataset, batch_size, shuffle=False, rank=rank, world_size=world_size, even_shards=False)
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
         batch = batch.to(device=device, dtype=dtype)
@@ -193,12 +199,17 @@ def evaluate(model, dataset, batch_size: int, device, dtype, rank: int = 0, worl
         acc.add(out["energy"], batch.energy, batch.n_atoms, out["forces"], batch.forces,
                 out.get("stress"), batch.stress)
         if keep_predictions:
-            preds["energy_ref"].append(batch.energy.double().cpu().numpy())
-            preds["energy_pred"].append(out["energy"].double().cpu().numpy())
+            e_pred = out["energy"].double().cpu().numpy()
+            preds["energy_ref"].append(batch.energy.double().cpu().numpy() if batch.energy is not None
+                                       else np.full_like(e_pred, np.nan))
+            preds["energy_pred"].append(e_pred)
             preds["n_atoms"].append(batch.n_atoms.cpu().numpy())
+            preds["forces"].append(out["forces"].double().cpu().numpy())
             if batch.forces is not None:
                 preds["forces_ref"].append(batch.forces.double().cpu().numpy())
                 preds["forces_pred"].append(out["forces"].double().cpu().numpy())
+            if "stress" in out:
+                preds["stress_pred"].append(out["stress"].detach().double().cpu().numpy())
     acc.all_reduce()
     if not keep_predictions:
         return acc, None
