@@ -43,6 +43,13 @@ def test_config_precedence_and_errors(tmp_path):
         resolve_config({"dataset": "extxyz"})
     with pytest.raises(ValueError, match="batch_size"):
         resolve_config({"batch_size": 0})
+    for bad, message in ((dict(lr=-1e-3), "lr: must be >= 0"), (dict(forces_weight=-1.0), "forces_weight: must be >= 0"),
+                         (dict(ema_decay=1.0), r"ema_decay: must be in \(0, 1\)"), (dict(patience=0), "patience: must be >= 1"),
+                         (dict(clip_grad=0.0), "clip_grad: must be > 0"), (dict(device="tpu"), "device: expected auto"),
+                         (dict(max_nonfinite_steps=0), "max_nonfinite_steps: must be >= 1")):
+        with pytest.raises(ValueError, match=message):
+            resolve_config(bad)
+    assert resolve_config({"clip_grad": None, "patience": None, "device": "cuda:1"})["device"] == "cuda:1"
 
 
 def test_cli_flags_parse():

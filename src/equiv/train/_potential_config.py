@@ -236,9 +236,23 @@ def resolve_config(args: argparse.Namespace | dict | None = None, config_path: s
             raise ValueError(f"unknown option {name!r}; valid options: {sorted(_BY_NAME)}")
         if value is not None:
             cfg[name] = _check(name, value)
-    for name in ("epochs", "batch_size", "valid_batch_size", "eval_interval"):
+    for name in ("epochs", "batch_size", "valid_batch_size", "eval_interval", "max_nonfinite_steps"):
         if cfg[name] < 1:
             raise ValueError(f"option {name}: must be >= 1, got {cfg[name]}")
+    for name in ("n_train", "max_steps", "patience", "checkpoint_every", "num_threads", "max_test"):
+        if cfg.get(name) is not None and cfg[name] < 1:
+            raise ValueError(f"option {name}: must be >= 1 (or none), got {cfg[name]}")
+    for name in ("clip_grad", "time_budget_minutes"):
+        if cfg.get(name) is not None and not cfg[name] > 0:
+            raise ValueError(f"option {name}: must be > 0, got {cfg[name]}")
+    for name in ("lr", "energy_weight", "forces_weight", "stress_weight", "weight_decay", "min_lr"):
+        if not cfg[name] >= 0:
+            raise ValueError(f"option {name}: must be >= 0, got {cfg[name]}")
+    for name in ("ema_decay", "lr_factor"):
+        if not 0.0 < cfg[name] < 1.0:
+            raise ValueError(f"option {name}: must be in (0, 1), got {cfg[name]}")
+    if not (cfg["device"] in ("auto", "cpu", "cuda") or str(cfg["device"]).startswith("cuda:")):
+        raise ValueError(f"option device: expected auto, cpu, cuda or cuda:<i>, got {cfg['device']!r}")
     if not 0.0 <= cfg["valid_fraction"] < 1.0:
         raise ValueError(f"option valid_fraction: must be in [0, 1), got {cfg['valid_fraction']}")
     if cfg["cutoff"] <= 0:
