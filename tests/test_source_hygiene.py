@@ -17,3 +17,21 @@ def test_sources_compile_without_warnings():
             compile(path.read_text(encoding="utf-8"), str(path), "exec")
         problems += [f"{path.relative_to(ROOT)}:{w.lineno}: {w.message}" for w in caught]
     assert not problems, problems
+
+
+def test_markdown_links_resolve():
+    """Relative links in README, docs and benchmark results point at files that exist (anchors aside)."""
+    import re
+
+    pages = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "benchmarks").rglob("*.md")]
+    assert len(pages) > 10
+    broken, checked = [], 0
+    for page in pages:
+        for link in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            path = link.split("#")[0]
+            if not path or link.startswith(("http://", "https://", "mailto:")):
+                continue
+            checked += 1
+            if not (page.parent / path).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {link}")
+    assert checked > 30 and not broken, broken
