@@ -234,7 +234,7 @@ def _unknown_element(model, species, seed):
 def check_potential(model: torch.nn.Module, *, seed: int = 0) -> PotentialReport:
     r"""Check the physics contract of an interatomic potential (see the module docstring).
 
-    Runs on a float64 copy of ``model`` in evaluation mode, with small generated structures of its own
+    Runs on a float64 CPU copy of ``model`` in evaluation mode, with small generated structures of its own
     ``species`` (a 7-atom and a 5-atom cluster about 1 Å apart, a 3-atom chain across the cut-off, a
     3-atom triclinic periodic cell scaled to the cut-off). Tolerances: symmetry errors
     :math:`10^{-9} + 10^{-10}|\text{output}|` (energies include E0, thousands of eV); forces against
@@ -271,7 +271,7 @@ def check_potential(model: torch.nn.Module, *, seed: int = 0) -> PotentialReport
         if not hasattr(model, attr):
             raise ValueError(f"check_potential: the model has no {attr!r} attribute (the potential protocol, "
                              "docs/potentials.md)")
-    m = copy.deepcopy(model).double().eval()
+    m = copy.deepcopy(model).double().cpu().eval()  # small structures: the CPU is the right place
     species = [int(s) for s in m.species]
     cutoff = float(m.cutoff)
     checks = [
