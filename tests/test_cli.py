@@ -65,3 +65,15 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("EQUIV_TRACEBACK", "1")  # the full traceback on request
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         main(["evaluate", "--model", missing, "--data", str(tmp_path / "x.xyz")])
+
+
+def test_missing_optional_package_names_the_extra(capsys, monkeypatch):
+    import equiv.train.check_cli as check_cli
+
+    def needs_ase(args):
+        raise ModuleNotFoundError("No module named 'ase'", name="ase")
+
+    monkeypatch.delenv("EQUIV_TRACEBACK", raising=False)
+    monkeypatch.setattr(check_cli, "run", needs_ase)
+    assert main(["check", "toy"]) == 2
+    assert "needs the optional package 'ase' (pip install 'equiv[atoms]')" in capsys.readouterr().err

@@ -89,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(_load(args.command).run(args) or 0)
+    except ModuleNotFoundError as exc:  # an optional dependency this command needs
+        if os.environ.get("EQUIV_TRACEBACK") or exc.name in (None, "equiv") or str(exc.name).startswith("equiv."):
+            raise
+        extra = {"ase": "atoms", "matplotlib": "plot"}.get(str(exc.name).split(".")[0])
+        hint = f"pip install 'equiv[{extra}]'" if extra else f"pip install {exc.name}"
+        print(f"equiv {args.command}: error: this command needs the optional package {exc.name!r} ({hint})",
+              file=sys.stderr)
+        return 2
     except (FileNotFoundError, ValueError, KeyError, FloatingPointError) as exc:
         # a user's mistake (a missing file, a bad option, a data label) or a diverged run: the message
         # says what to change, a traceback would bury it

@@ -6,7 +6,7 @@ Atomistic data (see docs/potentials.md): :class:`AtomicData` (one structure), :f
 """
 
 # --- atomistic data (owner: potentials engineer) ---
-from equiv.data.atoms import AtomicData, chemical_symbol
+from equiv.data.atoms import AtomicData, atomic_number, chemical_symbol
 from equiv.data.batching import AtomsDataset, Batch, GraphSampler, collate, make_loader
 from equiv.data.extxyz import isolated_atom_energies, least_squares_e0, read_extxyz, split_isolated_atoms
 from equiv.data.neighbors import edge_vectors, neighbor_list
@@ -18,7 +18,7 @@ from equiv.data.nbody import NBodyDataset, NBodySplit, charged_energy, generate_
 
 __all__ = [
     # atomistic data
-    "AtomicData", "chemical_symbol", "AtomsDataset", "Batch", "GraphSampler", "collate", "make_loader",
+    "AtomicData", "chemical_symbol", "atomic_number", "AtomsDataset", "Batch", "GraphSampler", "collate", "make_loader",
     "isolated_atom_energies", "least_squares_e0", "read_extxyz", "split_isolated_atoms",
     "edge_vectors", "neighbor_list", "data_dir", "KCAL_PER_MOL_IN_EV", "RMD17_MOLECULES", "read_rmd17",
     "rmd17_splits",

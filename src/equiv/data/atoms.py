@@ -27,7 +27,7 @@ import torch
 
 from equiv.data.neighbors import neighbor_list
 
-__all__ = ["AtomicData", "MAX_ATOMIC_NUMBER", "chemical_symbol"]
+__all__ = ["AtomicData", "MAX_ATOMIC_NUMBER", "chemical_symbol", "atomic_number"]
 
 MAX_ATOMIC_NUMBER = 118
 
@@ -54,6 +54,22 @@ def chemical_symbol(z: int) -> str:
     if not 1 <= int(z) <= MAX_ATOMIC_NUMBER:
         raise ValueError(f"atomic number must be in 1..{MAX_ATOMIC_NUMBER}, got {z}")
     return _SYMBOLS[int(z)]
+
+
+def atomic_number(symbol: str) -> int:
+    """Atomic number of a chemical symbol (``atomic_number("O") == 8``); digits are read as a number.
+
+    Examples
+    --------
+    >>> atomic_number("H"), atomic_number("Fe"), atomic_number("8")
+    (1, 26, 8)
+    """
+    text = str(symbol).strip()
+    if text.isdigit() and 1 <= int(text) <= MAX_ATOMIC_NUMBER:
+        return int(text)
+    if text in _SYMBOLS[1:]:
+        return _SYMBOLS.index(text)
+    raise ValueError(f"unknown element {symbol!r} (expected a symbol such as 'H' or 'Fe', or 1..{MAX_ATOMIC_NUMBER})")
 
 
 def _float_tensor(x, name: str, shape: tuple, allow_none: bool = True) -> torch.Tensor | None:

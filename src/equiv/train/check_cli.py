@@ -45,17 +45,12 @@ def build_for_check(name: str, model_kwargs: dict, species: list[int], cutoff: f
 
 
 def _species(text: str) -> list[int]:
-    from ase.data import atomic_numbers
+    from equiv.data import atomic_number
 
-    out = []
-    for token in text.replace(" ", "").split(","):
-        if token.isdigit():
-            out.append(int(token))
-        elif token in atomic_numbers:
-            out.append(atomic_numbers[token])
-        else:
-            raise ValueError(f"--species: unknown element {token!r} (expected e.g. H,C,O)")
-    return sorted(set(out))
+    try:
+        return sorted({atomic_number(token) for token in text.replace(" ", "").split(",")})
+    except ValueError as exc:
+        raise ValueError(f"--species: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

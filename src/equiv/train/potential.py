@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import yaml
 
-from equiv.data import AtomsDataset, chemical_symbol, make_loader
+from equiv.data import AtomsDataset, atomic_number, chemical_symbol, make_loader
 from equiv.data.extxyz import isolated_atom_energies, least_squares_e0, read_extxyz, split_isolated_atoms
 from equiv.data.rmd17 import rmd17_splits
 from equiv.models import get_potential_class
@@ -86,13 +86,11 @@ def run(args: argparse.Namespace) -> int:
 def _parse_e0_mapping(mapping: dict) -> dict[int, float]:
     out = {}
     for k, v in mapping.items():
-        if isinstance(k, str) and not k.isdigit():
-            from ase.data import atomic_numbers
-
-            if k not in atomic_numbers:
-                raise ValueError(f"option e0s: unknown element {k!r}")
-            k = atomic_numbers[k]
-        out[int(k)] = float(v)
+        try:
+            z = atomic_number(k) if isinstance(k, str) else int(k)
+        except ValueError:
+            raise ValueError(f"option e0s: unknown element {k!r}") from None
+        out[z] = float(v)
     return out
 
 
