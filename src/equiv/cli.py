@@ -71,6 +71,12 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _install_hint(module: str | None) -> str:
+    """How to install a missing optional package: its equiv extra where there is one."""
+    extra = {"ase": "atoms", "matplotlib": "plot", "e3nn": "bench", "mace": "bench"}.get(str(module).split(".")[0])
+    return f"pip install 'equiv[{extra}]'" if extra else f"pip install {module}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Only the chosen subcommand's module is imported.
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             _load(load)
         except ModuleNotFoundError as exc:  # an optional dependency or a not-yet-built command
-            print(f"equiv {load}: unavailable ({exc})", file=sys.stderr)
+            print(f"equiv {load}: unavailable ({exc}; {_install_hint(exc.name)})", file=sys.stderr)
             return 2
     parser = build_parser(load)
     args = parser.parse_args(argv)
@@ -92,10 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:  # an optional dependency this command needs
         if os.environ.get("EQUIV_TRACEBACK") or exc.name in (None, "equiv") or str(exc.name).startswith("equiv."):
             raise
-        extra = {"ase": "atoms", "matplotlib": "plot"}.get(str(exc.name).split(".")[0])
-        hint = f"pip install 'equiv[{extra}]'" if extra else f"pip install {exc.name}"
-        print(f"equiv {args.command}: error: this command needs the optional package {exc.name!r} ({hint})",
-              file=sys.stderr)
+        print(f"equiv {args.command}: error: this command needs the optional package {exc.name!r} "
+              f"({_install_hint(exc.name)})", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError, KeyError, FloatingPointError) as exc:
         # a user's mistake (a missing file, a bad option, a data label) or a diverged run: the message
