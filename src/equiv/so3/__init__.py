@@ -14,6 +14,7 @@
   conversions, composition, inverses and Haar sampling with e3nn's names (`rand_matrix`, `matrix_to_quaternion`, ...).
 - `CartesianTensor`: Cartesian tensors with index symmetries (``"ij=ji"``) as irreps, both ways;
   `ReducedTensorProducts`: the same for products of irreps features.
+- `direct_sum`, `orthonormalize`, `complete_basis`: block diagonals and Gram–Schmidt bases (e3nn.math's).
 
 See docs/so3.md for the conventions and the measured agreement with e3nn.
 
@@ -31,6 +32,7 @@ from ._angular import (
     spherical_harmonics_s2_grid,
 )
 from ._cartesian import CartesianTensor, ReducedTensorProducts
+from ._linalg import complete_basis, direct_sum, orthonormalize
 from ._clebsch_gordan import CG_CONVENTIONS, clebsch_gordan, convention_sign, wigner_3j_complex
 from ._gaunt import gaunt
 from ._grid import SphereGrid, sphere_grid
@@ -120,4 +122,7 @@ __all__ = [
     "flat_wigner",
     "CartesianTensor",
     "ReducedTensorProducts",
+    "direct_sum",
+    "orthonormalize",
+    "complete_basis",
 ]
