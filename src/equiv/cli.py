@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "nero": ("equiv.symmetry.nero_cli", "orbit (NERO) report of a trained model under a group"),
     "bench": ("equiv.bench_cli", "run a benchmark from benchmarks/"),
     "md": ("equiv.calculators.md_cli", "molecular dynamics with a trained potential (ASE)"),
+    "info": ("equiv.train.info_cli", "what a saved potential is: model, species, cut-off, size, training, errors"),
     "check": ("equiv.train.check_cli", "check a potential's physics: symmetries, forces = -dE/dr, cut-off, stress"),
 }
 

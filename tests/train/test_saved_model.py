@@ -57,3 +57,31 @@ def test_user_model_loads_where_its_module_is_not_imported(user_module, tmp_path
     (tmp_path / "user_potential_module.py").unlink()
     with pytest.raises(ValueError, match="cannot import 'user_potential_module:UserToy'"):
         load_potential(path)
+
+
+def test_equiv_info_summarises_a_saved_potential(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from equiv import __version__
+    from equiv.cli import main
+    from equiv.models import ToyPotential
+    from equiv.train import save_potential
+
+    torch.manual_seed(0)
+    model = ToyPotential(species=[1, 8], cutoff=3.5, atomic_energies=[-13.6, -2038.0], channels=4)
+    path = tmp_path / "m.pt"
+    save_potential(model, path, metadata={"config": {"dataset": "extxyz", "train_file": "water.xyz"}, "n_train": 40,
+                                          "epoch": 7, "global_step": 56,
+                                          "valid_metrics": {"energy_mae": 1.5, "forces_mae": 20.25, "forces_rmse": 30.0}})
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    n = sum(p.numel() for p in model.parameters())
+    assert f"toy (equiv.models._toy_potential:ToyPotential), {n:,} parameters, float32" in out
+    assert "species H, O; cut-off 3.5 Å" in out and "E0 (eV): H -13.6000, O -2038.0000" in out
+    assert "trained on water.xyz (40 structures), saved at epoch 7, step 56" in out
+    assert "F MAE 20.25 meV/Å" in out and f"equiv {__version__}" in out
+    assert main(["info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["parameters"] == n and info["species"] == ["H", "O"] and info["hparams"]["channels"] == 4

@@ -11,7 +11,8 @@ A saved potential is a checkpoint (:func:`equiv.train.checkpoint.save_checkpoint
 ``state_dict``  weights and buffers
 ``species``     atomic numbers, ``cutoff`` in Å, ``dtype`` (``"float64"`` / ``"float32"``)
 ``units``       ``{"length": "Å", "energy": "eV", "forces": "eV/Å", "stress": "eV/Å^3"}``
-``metadata``    free-form (training config, data, test metrics, equiv version)
+``metadata``    free-form (training config, data, validation metrics)
+``versions``    ``{"equiv": ..., "torch": ...}`` that wrote the file
 ============== =====================================================================
 
 >>> import os, tempfile
@@ -36,6 +37,12 @@ __all__ = ["save_potential", "load_potential", "UNITS", "FORMAT"]
 FORMAT = "equiv-potential"
 FORMAT_VERSION = 1
 UNITS = {"length": "Å", "energy": "eV", "forces": "eV/Å", "stress": "eV/Å^3"}
+
+
+def _equiv_version() -> str:
+    from equiv import __version__
+
+    return __version__
 
 
 def save_potential(model: torch.nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> None:
@@ -83,6 +90,7 @@ def save_potential(model: torch.nn.Module, path: str | os.PathLike, metadata: di
         "dtype": str(dtype).replace("torch.", ""),
         "units": dict(UNITS),
         "metadata": dict(metadata or {}),
+        "versions": {"equiv": _equiv_version(), "torch": str(torch.__version__)},
     }
     save_checkpoint(path, state)
 
