@@ -119,3 +119,16 @@ def test_acac_and_3bpa():
                   8: pytest.approx(-2037.796869412825)}
     e0b, rest = split_isolated_atoms(read_extxyz("3bpa/iso_atoms.xyz", require=("energy",)))
     assert sorted(e0b) == [1, 6, 7, 8] and rest == []
+
+
+def test_least_squares_e0_warns_when_compositions_do_not_determine_it():
+    import warnings
+
+    same = [AtomicData(positions=water(0.1 * k).positions, atomic_numbers=[8, 1, 1], energy=-14.0 - k) for k in range(3)]
+    with pytest.warns(UserWarning, match="determine 1 combination"):
+        e0 = least_squares_e0(same)
+    assert e0[8] + 2 * e0[1] == pytest.approx(-15.0)  # the mean energy is still reproduced
+    mixed = same + [AtomicData(positions=[[0, 0, 0], [0, 0, 0.74]], atomic_numbers=[1, 1], energy=-1.0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        least_squares_e0(mixed)  # two compositions, two elements: determined, no warning

@@ -271,5 +271,13 @@ def least_squares_e0(data: Sequence[AtomicData], species: Sequence[int] | None =
     species = sorted({z for d in data for z in d.atomic_numbers.tolist()}) if species is None else list(species)
     a = _counts(data, species)
     e = np.array([float(d.energy) for d in data])
-    sol = np.linalg.lstsq(a, e, rcond=None)[0]
+    sol, _, rank, _ = np.linalg.lstsq(a, e, rcond=None)
+    if rank < len(species):
+        import warnings
+
+        warnings.warn(
+            f"least-squares E0: the compositions determine {rank} combination(s) of the {len(species)} elements' "
+            "energies, not each one (e.g. every structure has the same composition); the minimum-norm split is "
+            "used, which is fine on these compositions but arbitrary on others. Give isolated-atom energies "
+            "(option e0s) for a model meant to transfer to other compositions.", stacklevel=2)
     return {int(z): float(v) for z, v in zip(species, sol)}
