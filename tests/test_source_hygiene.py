@@ -35,3 +35,23 @@ def test_markdown_links_resolve():
             if not (page.parent / path).exists():
                 broken.append(f"{page.relative_to(ROOT)}: {link}")
     assert checked > 30 and not broken, broken
+
+
+def test_markdown_tables_have_a_header_separator():
+    """A Markdown table renders only with a `|---|` line under its header."""
+    import re
+
+    pages = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "benchmarks").rglob("*.md")]
+    bad = []
+    for page in pages:
+        lines = page.read_text(encoding="utf-8").splitlines()
+        inside_code = False
+        for k, line in enumerate(lines):
+            if line.lstrip().startswith("```"):
+                inside_code = not inside_code
+            starts = line.startswith("|") and (k == 0 or not lines[k - 1].startswith("|"))
+            if starts and not inside_code:
+                following = lines[k + 1] if k + 1 < len(lines) else ""
+                if not re.fullmatch(r"\|(\s*:?-{3,}:?\s*\|)+", following.strip()):
+                    bad.append(f"{page.relative_to(ROOT)}:{k + 1}")
+    assert not bad, bad
