@@ -2,7 +2,7 @@
 
 import torch
 
-from equiv.data import Batch
+from equiv.train.contract import full_graph, single_batch  # noqa: F401 - shared with the model tests
 
 
 def molecule(n=7, seed=0, dtype=torch.float64):
@@ -11,22 +11,6 @@ def molecule(n=7, seed=0, dtype=torch.float64):
     pos = torch.randn(n, 3, generator=g, dtype=dtype) * 1.1
     z = torch.tensor([6, 8, 1, 1, 6, 1, 8, 1, 6][:n])
     return pos, z
-
-
-def single_batch(pos, z, edge_index):
-    """One non-periodic graph as a `Batch` with the given edges."""
-    n, e = pos.shape[0], edge_index.shape[1]
-    return Batch(positions=pos, atomic_numbers=z, batch=torch.zeros(n, dtype=torch.long),
-                 ptr=torch.tensor([0, n]), edge_index=edge_index, unit_shifts=torch.zeros(e, 3, dtype=torch.long),
-                 shifts=torch.zeros(e, 3, dtype=pos.dtype), cell=torch.zeros(1, 3, 3, dtype=pos.dtype),
-                 pbc=torch.zeros(1, 3, dtype=torch.bool))
-
-
-def full_graph(n):
-    """All ordered pairs ``i != j`` (the cut-off envelope handles distances beyond r_c)."""
-    i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
-    keep = i != j
-    return torch.stack([i[keep], j[keep]])
 
 
 def check_save_load_and_unknown_elements(model, name, path):

@@ -54,3 +54,13 @@ def test_direct_sum_batched_matches_e3nn_and_errors():
         direct_sum()
     with pytest.raises(ValueError, match=r"shape \(n, d\)"):
         orthonormalize(torch.ones(3))
+
+
+def test_float32():
+    x = torch.randn(5, 4)
+    y, A = orthonormalize(x, eps=1e-6)
+    assert y.dtype == torch.float32 and y.shape == (4, 4)
+    torch.testing.assert_close(y @ y.T, torch.eye(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(A @ x, y, atol=1e-4, rtol=0)
+    w = complete_basis(y[:2], eps=1e-6)
+    torch.testing.assert_close(torch.cat([y[:2], w]) @ torch.cat([y[:2], w]).T, torch.eye(4), atol=1e-5, rtol=0)

@@ -95,20 +95,28 @@ def _batch(pos, z, cutoff, cell=None):
     return collate([d.with_graph(cutoff)]).to(dtype=pos.dtype)
 
 
-def _dense_batch(pos, z):
-    """One graph with every ordered pair as an edge (the envelope removes pairs beyond the cut-off),
-    so that permuting and moving atoms never changes the edge set."""
-    from equiv.data import Batch
-
-    n = pos.shape[0]
+def full_graph(n: int) -> torch.Tensor:
+    """``(2, n (n - 1))``: every ordered pair ``i != j`` (the cut-off envelope removes pairs beyond r_c)."""
     i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     keep = i != j
-    edge_index = torch.stack([i[keep], j[keep]])
-    e = edge_index.shape[1]
+    return torch.stack([i[keep], j[keep]])
+
+
+def single_batch(pos: torch.Tensor, z: torch.Tensor, edge_index: torch.Tensor):
+    """One non-periodic graph as a `equiv.data.Batch` with the given edges (no neighbour list)."""
+    from equiv.data import Batch
+
+    n, e = pos.shape[0], edge_index.shape[1]
     return Batch(positions=pos, atomic_numbers=z, batch=torch.zeros(n, dtype=torch.long), ptr=torch.tensor([0, n]),
                  edge_index=edge_index, unit_shifts=torch.zeros(e, 3, dtype=torch.long),
                  shifts=torch.zeros(e, 3, dtype=pos.dtype), cell=torch.zeros(1, 3, 3, dtype=pos.dtype),
                  pbc=torch.zeros(1, 3, dtype=torch.bool))
+
+
+def _dense_batch(pos, z):
+    """One graph with every ordered pair as an edge, so that permuting and moving atoms never changes
+    the edge set."""
+    return single_batch(pos, z, full_graph(pos.shape[0]))
 
 
 def _symmetries(model, species, seed):
