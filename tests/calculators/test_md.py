@@ -62,3 +62,26 @@ def test_md_cli_writes_trajectory(trained_model, tmp_path, capsys):
     frames = read(traj, index=":")
     assert len(frames) == 5  # steps 0, 5, 10, 15, 20
     assert frames[-1].get_potential_energy() == pytest.approx(frames[-1].calc.results["energy"])
+
+
+def test_langevin_holds_the_centre_of_mass_and_restores_constraints(trained_model):
+    import warnings
+
+    from ase.constraints import FixAtoms, FixCom
+
+    atoms = lj_frames(1, seed=7)[0]
+    atoms.set_constraint(FixAtoms(indices=[]))  # a user's constraint survives the run unchanged
+    com0 = atoms.get_center_of_mass()
+    with warnings.catch_warnings():
+        # ASE deprecates Langevin's fixcm=True and MaxwellBoltzmannDistribution: neither may be used
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        rec = run_md(atoms, EquivCalculator(trained_model), "langevin", temperature=300.0, timestep=0.5,
+                     steps=40, friction=0.05, interval=10, seed=3)
+    assert len(rec["total"]) == 5
+    # the thermostat's noise moves the atoms but not their centre of mass (FixCom during the run)
+    assert np.abs(atoms.get_positions() - lj_frames(1, seed=7)[0].get_positions()).max() > 1e-3
+    np.testing.assert_allclose(atoms.get_center_of_mass(), com0, atol=1e-10)
+    np.testing.assert_allclose(atoms.get_momenta().sum(0), 0.0, atol=1e-10)
+    assert [type(c) for c in atoms.constraints] == [FixAtoms]
+    assert not any(isinstance(c, FixCom) for c in atoms.constraints)

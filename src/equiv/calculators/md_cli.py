@@ -1,8 +1,10 @@
 """``equiv md``: molecular dynamics with a trained potential, through ASE.
 
-NVE uses velocity Verlet (Swope et al. 1982); NVT uses ASE's Langevin integrator. Velocities start from
-a Maxwell–Boltzmann distribution at ``--temperature`` (centre-of-mass motion, and for molecules rotation,
-removed). The trajectory is written every ``--interval`` steps (``.traj`` in ASE's format, anything
+NVE uses velocity Verlet (Swope et al. 1982); NVT uses ASE's Langevin integrator with the centre of mass
+held fixed by an ``ase.constraints.FixCom`` constraint for the run (ASE's recommended replacement for
+its ``fixcm=True``, which does not sample the NVT distribution exactly, most visibly for small
+molecules). Velocities start from a Maxwell–Boltzmann distribution at ``--temperature`` (centre-of-mass
+motion, and for molecules rotation, removed). The trajectory is written every ``--interval`` steps (``.traj`` in ASE's format, anything
 else through ``ase.io.write``, e.g. ``.xyz`` as extended XYZ with energies and forces).
 
 Example::
@@ -61,14 +63,18 @@ def run_md(atoms, calculator, ensemble: str = "nve", temperature: float = 300.0,
            log: str | None = None, seed: int = 0, progress: bool = False, init_velocities: bool = True) -> dict:
     """Run MD on ``atoms`` with ``calculator``; return energies along the run.
 
+    ``ensemble="langevin"`` adds an ``ase.constraints.FixCom`` to ``atoms`` for the run (removed
+    afterwards), so the centre of mass stays where it started.
+
     Returns
     -------
     dict with ``time_fs``, ``potential``, ``kinetic``, ``total`` (eV, every ``interval`` steps, step 0
     included) and ``temperature`` (K).
     """
     from ase import units
+    from ase.constraints import FixCom
+    from ase.md import velocitydistribution as vd
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
     from ase.md.verlet import VelocityVerlet
     from tqdm.auto import tqdm
 
@@ -80,15 +86,21 @@ def run_md(atoms, calculator, ensemble: str = "nve", temperature: float = 300.0,
     atoms.calc = calculator
     rng = np.random.default_rng(seed)
     if init_velocities:
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-        Stationary(atoms)
+        if hasattr(vd, "thermalize_momenta"):  # ASE >= 3.29; MaxwellBoltzmannDistribution is deprecated there
+            vd.thermalize_momenta(atoms, temperature, rng=rng)
+        else:
+            vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+        vd.Stationary(atoms)
         if not atoms.pbc.any():
-            ZeroRotation(atoms)
+            vd.ZeroRotation(atoms)
+    constraints = list(atoms.constraints)
     if ensemble == "nve":
         dyn = VelocityVerlet(atoms, timestep * units.fs, logfile=log)
     else:
+        if not any(isinstance(c, FixCom) for c in constraints):
+            atoms.set_constraint(constraints + [FixCom()])
         dyn = Langevin(atoms, timestep * units.fs, temperature_K=temperature, friction=friction / units.fs,
-                       logfile=log, rng=rng)
+                       fixcm=False, logfile=log, rng=rng)
     record = {"time_fs": [], "potential": [], "kinetic": [], "total": [], "temperature": []}
 
     def observe():
@@ -100,6 +112,7 @@ def run_md(atoms, calculator, ensemble: str = "nve", temperature: float = 300.0,
         record["temperature"].append(float(atoms.get_temperature()))
 
     dyn.attach(observe, interval=interval)
+    traj = None
     if trajectory is not None:
         if str(trajectory).endswith(".traj"):
             from ase.io.trajectory import Trajectory
@@ -113,8 +126,13 @@ def run_md(atoms, calculator, ensemble: str = "nve", temperature: float = 300.0,
             dyn.attach(lambda: write(trajectory, atoms, append=True), interval=interval)
     bar = tqdm(total=steps, disable=not progress, desc=f"MD {ensemble}", dynamic_ncols=True)
     dyn.attach(lambda: bar.update(1) if dyn.nsteps else None, interval=1)
-    dyn.run(steps)
-    bar.close()
+    try:
+        dyn.run(steps)
+    finally:
+        bar.close()
+        if traj is not None:
+            traj.close()
+        atoms.set_constraint(constraints)
     return record
 
 
