@@ -45,13 +45,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
+
+from equiv._atomic import atomic_write
 
 __all__ = [
     "NBodySplit",
@@ -537,19 +538,8 @@ def generate_charged(
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Atomic write: temp file in the same folder, then :func:`os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write the cache file atomically (a concurrent reader never sees a partial file)."""
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 def dataset_fingerprint(split: NBodySplit) -> str:

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from equiv._atomic import atomic_write
 from equiv.train._nonfinite import NonFiniteGuard, finite_gradients
 from equiv.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from equiv.train.curves import can_plot, mse_curve
@@ -549,10 +550,7 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
         history=history_columns(state["history"]),
     )
     results = Path(cfg["results"])
-    results.parent.mkdir(parents=True, exist_ok=True)
-    tmp = results.with_suffix(results.suffix + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, results)
+    atomic_write(results, lambda fh: fh.write((json.dumps(result, indent=2) + "\n").encode()))
     if cfg["learning_curve"] and state["history"] and can_plot("learning_curve.png"):
         mse_curve([{"label": f"{cfg['model']}: test {result['test_mse']:.5f}", "history": result["history"],
                     "best_epoch": result["best_epoch"]}], out / "learning_curve.png",

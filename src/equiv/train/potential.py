@@ -35,7 +35,6 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import signal
 import time
 import warnings
@@ -45,6 +44,7 @@ import numpy as np
 import torch
 import yaml
 
+from equiv._atomic import atomic_write
 from equiv.data import AtomsDataset, atomic_number, chemical_symbol, make_loader
 from equiv.data.extxyz import isolated_atom_energies, least_squares_e0, read_extxyz, split_isolated_atoms
 from equiv.data.rmd17 import rmd17_splits
@@ -258,9 +258,7 @@ def _optimizer(cfg: dict, params):
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: fh.write(json.dumps(obj, indent=2, default=float).encode()))
 
 
 def _format_metrics(m: dict) -> str:
