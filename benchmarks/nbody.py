@@ -53,14 +53,27 @@ HEADER = ("| run | model | test MSE | published | | epochs run / planned | best 
           "device | equivariance error rot. / refl. |\n|---|---|---|---|---|---|---|---|---|---|---|")
 
 
-def write_table() -> Path:
-    rows = []
+def recorded_runs():
+    """``(name, result)`` of every ``results/nbody_*.json`` written by a training run. Other JSON files
+    there (e.g. ``nbody_fa_gnn_reference_code.json``, the outputs of the authors' code) have no
+    ``model`` entry and are left out."""
     for p in sorted(RESULTS.glob("nbody_*.json")):
         try:
             r = json.loads(p.read_text())
-            rows.append(_row(r, p.stem.removeprefix("nbody_")))
-        except (KeyError, ValueError, TypeError) as exc:
+        except ValueError as exc:
             print(f"skipping {p.name}: {exc}", file=sys.stderr)
+            continue
+        if isinstance(r, dict) and "model" in r:
+            yield p.stem.removeprefix("nbody_"), r
+
+
+def write_table() -> Path:
+    rows = []
+    for name, r in recorded_runs():
+        try:
+            rows.append(_row(r, name))
+        except (KeyError, ValueError, TypeError) as exc:
+            print(f"skipping nbody_{name}.json: {exc}", file=sys.stderr)
     text = ["# Charged 5-body benchmark (equiv)", "",
             "Test MSE at the best validation epoch (3000 training, 2000 validation, 2000 test systems; "
             "frame 30 → 40). Equivariance error: largest relative error of the trained model in float64 "
@@ -108,10 +121,9 @@ def write_curves() -> bool:
     """results/nbody.png: one panel per model, validation (solid) and training (thin) MSE per epoch of
     every recorded run that carries its history. Returns whether a figure was written."""
     runs = {}
-    for p in sorted(RESULTS.glob("nbody_*.json")):
-        r = json.loads(p.read_text())
-        if r.get("history") and not p.stem.startswith("nbody_quick"):
-            runs.setdefault(r["model"], []).append((p.stem.removeprefix("nbody_"), r))
+    for name, r in recorded_runs():
+        if r.get("history") and not name.startswith("quick"):
+            runs.setdefault(r["model"], []).append((name, r))
     if not runs:
         return False
     import matplotlib
@@ -175,7 +187,7 @@ def seed_run(run_dir: Path, kept: Path) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="egnn", choices=["egnn", "ponita", "fa-gnn", "segnn", "mlp"])
+    parser.add_argument("--model", default="egnn", choices=["egnn", "ponita", "fa-gnn", "segnn", "linear", "mlp"])
     parser.add_argument("--epochs", type=int, default=None, help="default: the published number")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds of training")
     parser.add_argument("--patience", type=int, default=None)

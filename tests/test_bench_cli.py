@@ -187,10 +187,12 @@ def test_nbody_learning_curves_figure(tmp_path, monkeypatch):
     (tmp_path / "nbody_egnn_cpu.json").write_text(json.dumps(dict(base, model="egnn", history=hist)))
     (tmp_path / "nbody_quick_egnn.json").write_text(json.dumps(dict(base, model="egnn", history=hist)))
     (tmp_path / "nbody_segnn_gpu.json").write_text(json.dumps(dict(base, model="segnn")))
+    # another program's outputs kept beside the runs (no "model"): not a row, not a curve
+    (tmp_path / "nbody_fa_gnn_reference_code.json").write_text(json.dumps({"what": "x", "history": hist}))
     assert not (tmp_path / "nbody.png").exists()
     md = mod.write_table().read_text()
     assert (tmp_path / "nbody.png").stat().st_size > 5000 and "![N-body learning curves](nbody.png)" in md
-    assert md.count("| egnn_cpu |") == 1 and md.count("| segnn_gpu |") == 1
+    assert md.count("| egnn_cpu |") == 1 and md.count("| segnn_gpu |") == 1 and "reference_code" not in md
     (tmp_path / "nbody_egnn_cpu.json").write_text(json.dumps(dict(base, model="egnn")))
     (tmp_path / "nbody.png").unlink()
     assert "nbody.png" not in mod.write_table().read_text() and not (tmp_path / "nbody.png").exists()

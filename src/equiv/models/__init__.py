@@ -16,6 +16,7 @@ from equiv.models.nequip import NequIP
 # --- N-body models (owner: N-body engineer) ---
 from equiv.models.egnn import EGNN, EGNNLayer
 from equiv.models.fa_gnn import FrameAveragedGNN, GNNLayer, PlainGNN
+from equiv.models.linear_dynamics import NBodyLinear
 from equiv.models.mlp import NBodyMLP
 from equiv.models.ponita import Ponita
 from equiv.models.segnn import SEGNN, SEGNNLayer, SteerableTensorProduct, weight_balanced_irreps
@@ -26,7 +27,7 @@ __all__ = [
     # MACE, NequIP
     "MACE", "NequIP",
     # N-body
-    "EGNN", "EGNNLayer", "FrameAveragedGNN", "GNNLayer", "PlainGNN", "NBodyMLP", "Ponita",
+    "EGNN", "EGNNLayer", "FrameAveragedGNN", "GNNLayer", "PlainGNN", "NBodyLinear", "NBodyMLP", "Ponita",
     "SEGNN", "SEGNNLayer", "SteerableTensorProduct", "weight_balanced_irreps",
 ]
 

@@ -90,6 +90,12 @@ def _segnn(**kw):
     return SEGNN(**kw)
 
 
+def _linear(**kw):
+    from equiv.models.linear_dynamics import NBodyLinear
+
+    return NBodyLinear(**kw)
+
+
 def _mlp(**kw):
     from equiv.models.mlp import NBodyMLP
 
@@ -126,6 +132,13 @@ MODELS: dict[str, dict[str, Any]] = {
         build=_segnn, kwargs=dict(hidden=64, num_layers=4, lmax=1, product="cg", gate_norm=True), group="O(3)",
         train=dict(lr=5e-4, weight_decay=1e-12, batch_size=100, epochs=1000, scheduler="none", clip=None),
         paper="Brandstetter et al., ICLR 2022", published_mse=0.0043,
+    ),
+    # the constant-velocity baseline x + t v (one parameter), trained by the same loop as EGNN in the
+    # reference code; its test error is a function of the data alone (NBodyLinear.fit solves it exactly)
+    "linear": dict(
+        build=_linear, kwargs=dict(time=0.7), group="O(3)",
+        train=dict(lr=5e-4, weight_decay=1e-12, batch_size=100, epochs=10000, scheduler="none", clip=None),
+        paper="Satorras et al., ICML 2021 (Table 2, Linear)", published_mse=0.0819,
     ),
     "mlp": dict(
         build=_mlp, kwargs=dict(hidden=256, num_layers=3), group=None,
@@ -363,7 +376,7 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
     """Train an N-body model; returns the result dictionary also written to ``results``.
 
     Options (keyword arguments or a dict; ``None`` means the model's published default):
-    ``model`` (egnn, ponita, fa-gnn, segnn, mlp), ``epochs``, ``lr``, ``weight_decay``,
+    ``model`` (egnn, ponita, fa-gnn, segnn, linear, mlp), ``epochs``, ``lr``, ``weight_decay``,
     ``batch_size``, ``scheduler`` (none, cosine, cosine-warmup: see `lr_factor`), ``warmup`` (epochs of
     linear warm-up of cosine-warmup, default 10), ``clip`` (gradient-norm clip), ``num_train``,
     ``num_valid``, ``num_test``, ``augment`` (none, rotation, o3: random rotations/reflections of each
