@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from equiv.models.segnn import SEGNN, SteerableTensorProduct, weight_balanced_irreps
+from equiv.models.segnn import SEGNN, SEGNNLayer, SteerableTensorProduct, weight_balanced_irreps
+from equiv.so3 import Irreps
 from equiv.symmetry import assert_equivariant, equivariance_error
 
 from nbody_case import KINDS, PERM, nbody_inputs
@@ -147,3 +148,34 @@ def test_node_attr_scalar_option(dtype):
     assert "node_attr_scalar='harmonics'" in repr(model)
     with pytest.raises(ValueError, match="node_attr_scalar"):
         SEGNN(hidden=8, node_attr_scalar="zero")
+
+
+@pytest.mark.slow
+def test_layer_compiles_with_inductor_and_matches_eager_gradients():
+    """torch.compile (Inductor, CPU) of a SEGNN layer, forward and backward. With the gates expanded by
+    index_select, Inductor (torch 2.13) fused the index_add of its backward into a tiled kernel whose
+    atomic add used a wrong row stride: writes out of bounds, and the process aborted with heap
+    corruption (with two threads; the one-thread kernel was correct). Under compile the per-irrep maps
+    now broadcast block by block (equiv.nn.gate)."""
+    from equiv.so3 import spherical_harmonics
+
+    torch.manual_seed(0)
+    hidden, attr = Irreps("4x0e + 4x1o"), Irreps("1x0e + 1x1o")
+    layer = SEGNNLayer(hidden, attr)
+    B, N = 2, 5
+    I, J = map(torch.tensor, zip(*[(i, j) for i in range(N) for j in range(N) if i != j]))
+    x = torch.randn(B, N, 3)
+    edge_attr = spherical_harmonics([0, 1], x[:, J] - x[:, I], normalize=True, normalization="integral")
+    args = [hidden.randn(B, N, -1).requires_grad_(), edge_attr, torch.randn(B, len(I), 2),
+            edge_attr.reshape(B, N, N - 1, 4).mean(2), I, J]
+    eager = layer(*args)
+    (g_eager,) = torch.autograd.grad(eager.square().sum(), args[0])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the miscompiled kernel was the parallel one (one thread compiles correctly)
+    try:
+        compiled = torch.compile(layer, fullgraph=True)(*args)
+        (g_compiled,) = torch.autograd.grad(compiled.square().sum(), args[0])
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g_compiled, g_eager, rtol=1e-4, atol=1e-5)

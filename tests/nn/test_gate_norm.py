@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.nn.functional import silu
 
-from equiv.nn import Activation, BatchNorm, Dropout, Gate, NormActivation, moment_scale
+from equiv.nn import Activation, BatchNorm, Dropout, Gate, Norm, NormActivation, moment_scale
 from equiv.so3 import Irreps
 from equiv.symmetry import assert_equivariant
 
@@ -355,3 +355,27 @@ def test_norm_matches_e3nn(squared, dtype):
     tol = 1e-10 if dtype == torch.float64 else 1e-5
     assert ours.irreps_out == Irreps(str(ref.irreps_out)) and (ours(x) - ref(x)).abs().max() < tol
     assert_equivariant(ours, [x], [ours.irreps_in], [ours.irreps_out], translations=False)
+
+
+def test_compiled_forms_of_the_per_irrep_maps_equal_the_eager_ones(monkeypatch):
+    """Under torch.compile, Gate, Norm, NormActivation and Dropout expand / sum per irrep copy by
+    broadcasting block by block instead of index_select / index_add (Inductor miscompiled the latter in
+    SEGNN's backward). Both forms give the same values and gradients."""
+    irreps = Irreps("3x0e + 2x1o + 1x1e + 2x2e + 4x0o + 1x3o")
+    gate = Gate("3x0e + 4x0o", [silu, torch.tanh], "6x0e", torch.sigmoid, "2x1o + 1x1e + 2x2e + 1x3o").double()
+    norm, normact = Norm(irreps).double(), NormActivation(irreps, torch.sigmoid).double()
+    drop = Dropout(irreps, 0.5)
+    x_gate = gate.irreps_in.randn(5, -1, dtype=torch.float64, requires_grad=True)
+    x = irreps.randn(5, -1, dtype=torch.float64, requires_grad=True)
+
+    def run(compiling):
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
+        torch.manual_seed(0)
+        outs = [gate(x_gate), norm(x), normact(x), drop.train()(x)]
+        grads = torch.autograd.grad(sum((o * torch.linspace(-1, 1, o.shape[-1], dtype=o.dtype)).sum() for o in outs),
+                                    (x_gate, x))
+        return outs + list(grads)
+
+    eager, compiled = run(False), run(True)
+    for a, b in zip(eager, compiled):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-13)

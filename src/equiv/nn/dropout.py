@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .activation import _irreps
-from .gate import _component_index
+from .gate import _blocks, _component_index, _per_component
 
 __all__ = ["Dropout"]
 
@@ -44,6 +44,7 @@ class Dropout(nn.Module):
             raise ValueError(f"Dropout: p must be in [0, 1], got {p!r}")
         self.p = float(p)
         self.register_buffer("index", _component_index(self.irreps), persistent=False)
+        self._blocks = _blocks(self.irreps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.irreps.dim:
@@ -55,7 +56,7 @@ class Dropout(nn.Module):
             keep = x.new_zeros(shape)
         else:
             keep = x.new_empty(shape).bernoulli_(1.0 - self.p).div_(1.0 - self.p)
-        return x * keep.index_select(-1, self.index)
+        return x * _per_component(keep, self.index, self._blocks)
 
     def extra_repr(self) -> str:
         return f"{self.irreps}, p={self.p}"

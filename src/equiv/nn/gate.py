@@ -32,6 +32,51 @@ def _component_index(irreps: Irreps) -> torch.Tensor:
     return torch.tensor(idx, dtype=torch.long)
 
 
+def _blocks(irreps: Irreps) -> tuple[tuple[int, int], ...]:
+    """``(multiplicity, 2l+1)`` of each block of ``irreps``, consecutive blocks of one dimension merged."""
+    out: list[list[int]] = []
+    for mul, ir in irreps:
+        if mul == 0:
+            continue
+        if out and out[-1][1] == ir.dim:
+            out[-1][0] += mul
+        else:
+            out.append([mul, ir.dim])
+    return tuple((m, d) for m, d in out)
+
+
+# One value per irrep copy <-> one per component. Eager code gathers / scatters with the component
+# index (one kernel each, the fastest on a CPU). Under torch.compile the same maps are broadcasts and
+# sums block by block instead: Inductor in torch 2.13 miscompiles the index_add of a gather's backward
+# inside some fused CPU kernels (an atomic add with a wrong row stride, writing out of bounds; seen in
+# SEGNN's compiled backward, which aborted with heap corruption).
+
+
+def _per_component(values: torch.Tensor, index: torch.Tensor, blocks: tuple[tuple[int, int], ...]) -> torch.Tensor:
+    """``(..., num_irreps)`` → ``(..., dim)``: each irrep copy's value repeated over its components."""
+    if not torch.compiler.is_compiling():
+        return values.index_select(-1, index)
+    parts, k = [], 0
+    for mul, d in blocks:
+        v = values[..., k:k + mul]
+        parts.append(v if d == 1 else v.unsqueeze(-1).expand(*v.shape, d).flatten(-2))
+        k += mul
+    return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
+
+
+def _sum_components(x: torch.Tensor, index: torch.Tensor, blocks: tuple[tuple[int, int], ...]) -> torch.Tensor:
+    """``(..., dim)`` → ``(..., num_irreps)``: the sum over the components of each irrep copy."""
+    num = sum(m for m, _ in blocks)
+    if not torch.compiler.is_compiling() or not blocks:
+        return x.new_zeros(x.shape[:-1] + (num,)).index_add_(-1, index, x)
+    parts, c = [], 0
+    for mul, d in blocks:
+        v = x[..., c:c + mul * d]
+        parts.append(v if d == 1 else v.unflatten(-1, (mul, d)).sum(-1))
+        c += mul * d
+    return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
+
+
 def _as_list(acts, n: int, name: str) -> list:
     if acts is None or callable(acts):
         return [acts] * n
@@ -128,6 +173,7 @@ class Gate(nn.Module):
         self.normalize = bool(normalize)
         self._ns, self._ng = scalars.dim, gates.dim
         self.register_buffer("gate_index", _component_index(gated), persistent=False)
+        self._gated_blocks = _blocks(gated)
 
     @classmethod
     def for_irreps(cls, irreps_out, act_scalars: Callable | None = None, act_pseudo: Callable | None = None,
@@ -164,7 +210,7 @@ class Gate(nn.Module):
         if not ng:
             return s
         g = self.act_gates(x[..., ns:ns + ng])
-        v = x[..., ns + ng:] * g.index_select(-1, self.gate_index)
+        v = x[..., ns + ng:] * _per_component(g, self.gate_index, self._gated_blocks)
         return torch.cat([s, v], -1)
 
     def extra_repr(self) -> str:
@@ -226,6 +272,7 @@ class NormActivation(nn.Module):
         self.biases = nn.Parameter(torch.zeros(self.irreps_in.num_irreps)) if bias else None
         self.squared_norm = Norm(self.irreps_in, squared=True)
         self.register_buffer("index", _component_index(self.irreps_in), persistent=False)
+        self._blocks = _blocks(self.irreps_in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.irreps_in.dim:
@@ -238,7 +285,7 @@ class NormActivation(nn.Module):
         scale = self.scalar_nonlinearity(arg)
         if self.normalize:
             scale = scale / norms
-        return x * scale.index_select(-1, self.index)
+        return x * _per_component(scale, self.index, self._blocks)
 
     def extra_repr(self) -> str:
         name = getattr(self.scalar_nonlinearity, "__name__", type(self.scalar_nonlinearity).__name__)
@@ -262,11 +309,12 @@ class Norm(nn.Module):
         self.irreps_out = Irreps(f"{self.irreps_in.num_irreps}x0e")
         self.squared = bool(squared)
         self.register_buffer("index", _component_index(self.irreps_in), persistent=False)
+        self._blocks = _blocks(self.irreps_in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.irreps_in.dim:
             raise ValueError(f"Norm: input last dimension {x.shape[-1]} != irreps_in.dim={self.irreps_in.dim}")
-        sq = x.new_zeros(x.shape[:-1] + (self.irreps_in.num_irreps,)).index_add_(-1, self.index, x * x)
+        sq = _sum_components(x * x, self.index, self._blocks)
         return sq if self.squared else sq.sqrt()
 
     def extra_repr(self) -> str:
