@@ -107,3 +107,23 @@ def test_repr_reset_and_errors():
     x, v, q = _inputs(dtype=torch.float32)
     with pytest.raises(ValueError, match="grid"):
         model(x, v, q, grid=torch.zeros(4, 2))
+
+
+def test_calibration_flag_follows_state_dicts_and_compiles_without_graph_breaks():
+    """Once calibrated, a training step reads no tensor value: torch.compile(fullgraph=True) traces it
+    (reading the flag buffer was a graph break in every block). Loading a state dict sets the flag."""
+    torch.manual_seed(0)
+    model = Ponita(**SMALL)
+    x, v, q = _inputs(batch=4, dtype=torch.float32)
+    model(x, v, q)  # calibrates
+    torch.compile(model, fullgraph=True, backend="eager")(x, v, q)  # raises on a graph break
+    fresh = Ponita(**SMALL)
+    model.load_state_dict(fresh.state_dict())  # an uncalibrated checkpoint: calibrate again
+    assert not bool(model.blocks[0].conv.calibrated) and not model.blocks[0].conv._calibration_done
+    w = model.blocks[0].conv.kernel_spatial.weight.clone()
+    model(x, v, q)
+    assert bool(model.blocks[0].conv.calibrated) and not torch.equal(w, model.blocks[0].conv.kernel_spatial.weight)
+    fresh.load_state_dict(model.state_dict())  # a calibrated checkpoint: no recalibration
+    w = fresh.blocks[0].conv.kernel_spatial.weight.clone()
+    fresh.train()(x, v, q)
+    assert torch.equal(w, fresh.blocks[0].conv.kernel_spatial.weight)

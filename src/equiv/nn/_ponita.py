@@ -173,6 +173,9 @@ class SeparableFiberBundleConv(nn.Module):
         self.kernel_fiber = nn.Linear(basis_dim, channels, bias=False)
         self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
         self.register_buffer("calibrated", torch.tensor(False))
+        # Python mirror of the buffer: once calibrated, training steps read no tensor value (under
+        # torch.compile, reading the buffer was a graph break in every block of every step)
+        self._calibration_done = False
 
     def reset_parameters(self) -> None:
         self.kernel_spatial.reset_parameters()
@@ -180,19 +183,27 @@ class SeparableFiberBundleConv(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
         self.calibrated.fill_(False)
+        self._calibration_done = False
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._calibration_done = bool(self.calibrated)
 
     def forward(self, f: torch.Tensor, spatial_basis: torch.Tensor, fiber_basis: torch.Tensor) -> torch.Tensor:
         k1 = self.kernel_spatial(spatial_basis)  # (B, N, N, O, C)
         f1 = torch.einsum("bjoc,bijoc->bioc", f, k1)
         k2 = self.kernel_fiber(fiber_basis)  # (B, O, P, C)
         f2 = torch.einsum("bioc,bopc->bipc", f1, k2.expand(f.shape[0], *k2.shape[1:])) / k2.shape[-3]
-        if self.training and not bool(self.calibrated) and f1.numel() > 1 and f2.numel() > 1:  # an empty batch has no statistics
+        if self.training and not self._calibration_done:
+            self._calibration_done = bool(self.calibrated)
+        if self.training and not self._calibration_done and f1.numel() > 1 and f2.numel() > 1:  # an empty batch has no statistics
             with torch.no_grad():
                 s0, s1, s2 = f.std(), f1.std(), f2.std()
                 if s1 > 0 and s2 > 0:
                     self.kernel_spatial.weight.mul_(s0 / s1)
                     self.kernel_fiber.weight.mul_(s1 / s2)
                 self.calibrated.fill_(True)
+            self._calibration_done = True
             return self.forward(f, spatial_basis, fiber_basis)
         return f2 if self.bias is None else f2 + self.bias
 
