@@ -197,6 +197,8 @@ def main() -> int:
     parser.add_argument("--augment", default="none", choices=["none", "rotation", "o3"])
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--tag", default="", help="suffix of the result name, e.g. _cpu_short")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model for training (see results/nbody_compile.md for the speed-ups)")
     parser.add_argument("--resume", action="store_true",
                         help="continue runs/bench-<name>/ (or, in a fresh clone, the checkpoint kept by --keep)")
     parser.add_argument("--keep", action="store_true",
@@ -222,7 +224,7 @@ def main() -> int:
         print(f"resuming from the checkpoint kept in {kept}", flush=True)
     cfg = dict(model=args.model, epochs=args.epochs, time_limit=60.0 if args.quick else args.time_limit,
                patience=args.patience, device=args.device, threads=args.threads, seed=args.seed,
-               augment=args.augment, resume=args.resume, out=str(run_dir),
+               augment=args.augment, resume=args.resume, out=str(run_dir), compile=args.compile,
                results=str(RESULTS / f"{name}.json"),
                model_kwargs=dict(_kv(a) for a in args.model_arg) or None)
     r = train_nbody(cfg)

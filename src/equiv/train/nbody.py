@@ -652,7 +652,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--model-arg", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="model hyper-parameter, e.g. --model-arg hidden=32 (repeatable)")
     r.add_argument("--val-every", type=int, default=1, help="validate every this many epochs (default 1)")
-    r.add_argument("--compile", action="store_true", help="torch.compile the model (useful on GPU)")
+    r.add_argument("--compile", action="store_true",
+                   help="torch.compile the model for the training steps (CPU: 1.2-1.9x faster steps after "
+                        "20-110 s of compiling, benchmarks/results/nbody_compile.md)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--no-learning-curve", action="store_true", help="do not write <out>/learning_curve.png")
     r.add_argument("--no-tune-malloc", action="store_true",
