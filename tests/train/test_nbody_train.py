@@ -201,3 +201,16 @@ def test_nan_batches_are_skipped_and_divergence_stops(tmp_path, monkeypatch):
     _nan_on_calls(monkeypatch, set(range(1, 1000)))
     with pytest.raises(FloatingPointError, match="10 steps in a row with a NaN or inf gradient"):
         train_nbody(SMALL, epochs=5, out=str(tmp_path / "all"))
+
+
+def test_compiled_training_matches_eager(tmp_path):
+    """`--compile` trains the compiled model (the constant-velocity baseline: one parameter, compiles in
+    seconds) and ends where eager training ends."""
+    cfg = dict(SMALL, model="linear", model_kwargs={}, epochs=3, lr=1e-2)
+    eager = train_nbody(cfg, out=str(tmp_path / "eager"))
+    compiled = train_nbody(cfg, out=str(tmp_path / "compiled"), compile=True)
+    assert json.loads((tmp_path / "compiled" / "nbody_linear.json").read_text())["settings"]["compile"] is True
+    assert compiled["test_mse"] == pytest.approx(eager["test_mse"], rel=1e-5)
+    t_eager = load_model(tmp_path / "eager" / "best.pt").time.item()
+    t_compiled = load_model(tmp_path / "compiled" / "best.pt").time.item()
+    assert t_compiled == pytest.approx(t_eager, rel=1e-5) and t_compiled != pytest.approx(0.7, abs=1e-3)  # it trained
