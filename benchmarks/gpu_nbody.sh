@@ -6,6 +6,8 @@
 #   RESUME=1 LIMIT=450 bash benchmarks/gpu_nbody.sh                                      # continue
 #   RESUME=1 FRESH="segnn" bash benchmarks/gpu_nbody.sh     # continue the others, restart the models in FRESH
 #   RESUME=1 FRESH="segnn ponita" bash benchmarks/gpu_nbody.sh   # after the recipe changes of sessions 8 and 9
+#   COMPILE=1 ...                                            # torch.compile the training steps (not yet
+#                                                            # measured on a GPU; CPU: results/nbody_compile.md)
 #
 # Runs from a source checkout without installing (PYTHONPATH=src). Writes runs/ and
 # benchmarks/results/nbody_*_gpu.*; with $OUT set, packs them into $OUT/*.tgz (one per checkpoint).
@@ -27,6 +29,7 @@ for m in $MODELS; do
   extra=""
   case " ${FRESH:-} " in *" $m "*) fresh=1 ;; *) fresh="" ;; esac
   [ -n "${RESUME:-}" ] && [ -z "$fresh" ] && [ -f "runs/bench-nbody_${m//-/_}_gpu/checkpoint.pt" ] && extra="--resume"
+  [ -n "${COMPILE:-}" ] && extra="$extra --compile"
   python3 benchmarks/nbody.py --model "$m" --tag _gpu --device cuda --time-limit "$LIMIT" $extra \
     > "runs/nbody_$m.log" 2>&1 &
 done
