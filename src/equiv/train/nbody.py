@@ -451,6 +451,12 @@ def train_nbody(config: dict | None = None, **kwargs) -> dict:
             d.update(val_mse=state["best_val"], test_mse=state["test_at_best"])
         return d
 
+    if cfg["compile"] and device.type == "cpu" and torch.get_num_threads() > 1:
+        # Inductor (torch 2.13) miscompiles index_add in some parallel CPU kernels (out-of-bounds writes;
+        # docs/potentials.md, Limitations): its own kernels on one thread, ATen's keep them all
+        import torch._inductor.config as inductor_config
+
+        inductor_config.cpp.threads = 1
     fwd = torch.compile(model) if cfg["compile"] else model
     x, v, q, y = task["train"]
     ntrain = x.shape[0]
