@@ -65,6 +65,11 @@ def _stats(times: list[float]) -> dict:
     return {"median_s": statistics.median(times), "min_s": min(times), "repeats": len(times)}
 
 
+def median_ms(row: dict, name: str) -> float:
+    """The median time of ``name`` in ``row["times"]`` (a `compare` result) in ms; NaN if it failed."""
+    return row["times"].get(name, {}).get("median_s", float("nan")) * 1e3
+
+
 def compare(fns: dict, warmup: int = 2, repeat: int = 5, budget_s: float = 20.0, min_repeat: int = 1,
             clock=None) -> dict:
     """Time callables side by side: warm each up, then run them in turn ``repeat`` times.
@@ -195,3 +200,13 @@ def write_results(name: str, results: dict, markdown: str, figure=None) -> list[
         paths.append(RESULTS / f"{name}.png")
         figure.savefig(paths[-1], dpi=120, bbox_inches="tight")
     return paths
+
+
+def save_rows(script: str, rows: list, started: float, quick: bool, markdown) -> dict:
+    """Write ``results/<script>[_quick].{json,md}`` for a benchmark that measured ``rows``: the command,
+    the rows, the machine and the wall time since ``started`` (``time.perf_counter``); returns the results."""
+    results = {"command": " ".join([f"benchmarks/{script}.py"] + sys.argv[1:]), "rows": rows,
+               "machine": machine_info(), "wall_s": time.perf_counter() - started}
+    paths = write_results(script + ("_quick" if quick else ""), results, markdown(results))
+    print("wrote", ", ".join(str(p) for p in paths))
+    return results

@@ -162,9 +162,7 @@ def bench_gaunt(C, B, L, repeat):
     return row
 
 
-def _ms(row, name):
-    t = row["times"].get(name, {})
-    return t.get("median_s", float("nan")) * 1e3
+_ms = common.median_ms
 
 
 def _f(v, spec=".2f"):

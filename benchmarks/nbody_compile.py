@@ -75,9 +75,7 @@ def bench(name: str, kwargs: dict, repeat: int, batch: int = 100) -> dict:
             "times": times}
 
 
-def _ms(row, key):
-    t = row["times"].get(key, {})
-    return 1e3 * t["median_s"] if "median_s" in t else float("nan")
+_ms = common.median_ms
 
 
 def markdown(results: dict) -> str:
@@ -118,10 +116,7 @@ def main() -> int:
         print(f"{name}: eager {_ms(row, 'eager'):.1f} ms, compiled {_ms(row, 'compiled'):.1f} ms "
               f"({_ms(row, 'eager') / _ms(row, 'compiled'):.2f}x), compile {row['compile_s']:.0f} s, "
               f"gradient diff {row['max_rel_grad_diff']:.1e}", flush=True)
-    results = {"command": " ".join(["benchmarks/nbody_compile.py"] + sys.argv[1:]), "rows": rows,
-               "machine": common.machine_info(), "wall_s": time.perf_counter() - t0}
-    paths = common.write_results("nbody_compile" + ("_quick" if args.quick else ""), results, markdown(results))
-    print("wrote", ", ".join(str(p) for p in paths))
+    common.save_rows("nbody_compile", rows, t0, args.quick, markdown)
     return 0
 
 

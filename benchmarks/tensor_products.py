@@ -218,9 +218,7 @@ def bench_message_passing(edges: int) -> dict:
 
 
 # ------------------------------------------------------------------------- report
-def _ms(row, name):
-    t = row["times"].get(name, {})
-    return t.get("median_s", math.nan) * 1e3
+_ms = common.median_ms
 
 
 def _ratio(row, a, b):

@@ -83,9 +83,7 @@ def bench(o3, kind: str, C: int, L: int, B: int, repeat: int) -> dict:
     return row
 
 
-def _ms(row, key):
-    t = row["times"].get(key, {})
-    return 1e3 * t["median_s"] if "median_s" in t else float("nan")
+_ms = common.median_ms
 
 
 def markdown(results: dict) -> str:
@@ -126,10 +124,7 @@ def main() -> int:
         rows.append(row)
         print(f"{kind} C={C} L={L}: equiv {_ms(row, 'equiv'):.1f} ms, e3nn {_ms(row, 'e3nn'):.1f} ms, "
               f"ratio {_ms(row, 'e3nn') / _ms(row, 'equiv'):.2f}", flush=True)
-    results = {"command": " ".join(["benchmarks/tp_forces.py"] + sys.argv[1:]), "rows": rows,
-               "machine": common.machine_info(), "wall_s": time.perf_counter() - t0}
-    paths = common.write_results("tp_forces" + ("_quick" if args.quick else ""), results, markdown(results))
-    print("wrote", ", ".join(str(p) for p in paths))
+    common.save_rows("tp_forces", rows, t0, args.quick, markdown)
     return 0
 
 
