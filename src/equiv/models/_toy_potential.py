@@ -47,6 +47,7 @@ import math
 import torch
 from torch import nn
 
+from equiv._index_ops import scatter_rows
 from equiv.models._potential_registry import check_species, register_potential
 
 __all__ = ["ToyPotential"]
@@ -164,7 +165,7 @@ class ToyPotential(nn.Module):
         features = torch.cat([a0 * norm, (a1 * norm).pow(2).sum(-1), (a2 * norm).pow(2).sum(-1),
                               nn.functional.one_hot(species, len(self.species)).to(a0.dtype)], dim=-1)
         node_energy = self.scale * self.mlp(features).squeeze(-1) + self.shift + self.atomic_energies[species]
-        energy = node_energy.new_zeros(batch.num_graphs).index_add(0, batch.batch, node_energy)
+        energy = scatter_rows(node_energy, batch.batch, batch.num_graphs)
         return {"energy": energy, "node_energy": node_energy}
 
     def extra_repr(self) -> str:

@@ -65,6 +65,7 @@ import math
 import torch
 from torch import nn
 
+from equiv._index_ops import scatter_rows
 from equiv.models._potential_registry import (check_potential_args, register_potential, species_index,
                                               species_lookup)
 from equiv.nn import Linear, moment_scale
@@ -350,7 +351,7 @@ class MACE(nn.Module):
                 e = readout[1](torch.nn.functional.silu(readout[0](h)) * self.act_norm)
             inter = inter + e.squeeze(-1)
         node_energy = node_energy + self.shift + self.scale * inter
-        energy = node_energy.new_zeros(batch.num_graphs).index_add(0, batch.batch, node_energy)
+        energy = scatter_rows(node_energy, batch.batch, batch.num_graphs)
         return {"energy": energy, "node_energy": node_energy}
 
     def get_extra_state(self) -> torch.Tensor:

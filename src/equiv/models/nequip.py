@@ -44,6 +44,7 @@ import math
 import torch
 from torch import nn
 
+from equiv._index_ops import scatter_rows
 from equiv.models._potential_registry import (check_potential_args, register_potential, species_index,
                                               species_lookup)
 from equiv.nn import FullyConnectedNet, Gate, Linear, RadialEmbedding
@@ -192,5 +193,5 @@ class NequIP(nn.Module):
         for layer in self.layers:
             h = layer(h, onehot, sh, radial, batch.edge_index, norm)
         node_energy = self.atomic_energies.to(dtype)[species] + self.shift + self.scale * self.readout(h).squeeze(-1)
-        energy = node_energy.new_zeros(batch.num_graphs).index_add(0, batch.batch, node_energy)
+        energy = scatter_rows(node_energy, batch.batch, batch.num_graphs)
         return {"energy": energy, "node_energy": node_energy}

@@ -84,6 +84,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from equiv._index_ops import gather_rows
 from equiv.so3 import Irrep, Irreps, clebsch_gordan
 
 __all__ = ["SymmetricContraction", "symmetric_coupling_basis"]
@@ -535,7 +536,7 @@ class SymmetricContraction(nn.Module):
         out = [xr.new_ones(1, xr.shape[1])]
         prev = out[0]
         for i in range(len(self._levels)):
-            cur = prev.index_select(0, getattr(self, f"_parent_{i}")) * xr.index_select(0, getattr(self, f"_last_{i}"))
+            cur = gather_rows(prev, getattr(self, f"_parent_{i}")) * gather_rows(xr, getattr(self, f"_last_{i}"))
             out.append(cur)
             prev = cur
         return torch.cat(out, 0) if len(out) > 1 else out[0]
@@ -581,7 +582,10 @@ class SymmetricContraction(nn.Module):
             else:
                 q = torch.bmm(rows.permute(1, 2, 0), comb).view(c, n, dim, s * dl)
                 y = (q * xc.permute(1, 2, 0).unsqueeze(-1)).sum(2).view(c, n, s, dl)
-                y = y.gather(2, species.view(1, n, 1, 1).expand(c, n, 1, dl)).squeeze(2)  # (C, N, dL)
+                if torch.compiler.is_compiling():  # no scatter in the backward (equiv._index_ops)
+                    y = (y * torch.nn.functional.one_hot(species, s).to(y.dtype).view(1, n, s, 1)).sum(2)
+                else:
+                    y = y.gather(2, species.view(1, n, 1, 1).expand(c, n, 1, dl)).squeeze(2)  # (C, N, dL)
             outs.append(y.permute(1, 0, 2).reshape(n, c * dl))
         return torch.cat(outs, -1) if len(outs) > 1 else outs[0]
 

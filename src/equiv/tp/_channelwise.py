@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from equiv._index_ops import gather_rows, scatter_rows
+
 from ._budget import chunk_bytes, keep_bytes
 
 __all__ = ["ChannelwisePath", "ChannelwisePlan", "channelwise_product"]
@@ -690,7 +692,7 @@ def _reference(plan, x, y, w, idx_x=None, idx_out=None, n_out=None):
     """Plain differentiable torch (used under torch.compile and as a test oracle)."""
     tens = plan.tensors(y.dtype, y.device)
     if idx_x is not None:
-        x = x.index_select(0, idx_x)
+        x = gather_rows(x, idx_x)
     n, u = y.shape[0], x.shape[2]
     t = _compute_t(plan, tens, y)
     wq = _weights(plan, tens, w)
@@ -713,7 +715,7 @@ def _reference(plan, x, y, w, idx_x=None, idx_out=None, n_out=None):
         outs.append(x.new_zeros(n, plan.dim_g - cur, u))
     out = torch.cat(outs, 1) if outs else x.new_zeros(n, plan.dim_g, u)
     if idx_out is not None:
-        out = x.new_zeros(n_out, plan.dim_g, u).index_add(0, idx_out, out)
+        out = scatter_rows(out, idx_out, n_out)
     return out
 
 
