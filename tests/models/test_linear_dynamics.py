@@ -64,6 +64,10 @@ def test_errors_and_shapes():
         NBodyLinear().fit(x, v[:, :4], y)
     with pytest.raises(ValueError, match="velocities are zero"):
         NBodyLinear().fit(x, torch.zeros_like(v), y)
+    with pytest.raises(ValueError, match="no systems"):
+        NBodyLinear().fit(x[:0], v[:0], y[:0])
+    with pytest.raises(ValueError, match="finite"):
+        NBodyLinear().fit(x, v, y.clone().fill_(float("nan")))
     with pytest.raises(TypeError, match="number"):
         NBodyLinear("0.7")
     model = NBodyLinear()

@@ -379,3 +379,8 @@ def test_compiled_forms_of_the_per_irrep_maps_equal_the_eager_ones(monkeypatch):
     eager, compiled = run(False), run(True)
     for a, b in zip(eager, compiled):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
+    # empty irreps: both forms give empty outputs
+    empty = torch.zeros(3, 0, dtype=torch.float64)
+    for compiling in (False, True):
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda c=compiling: c)
+        assert Norm("").double()(empty).shape == (3, 0) and NormActivation("", torch.sigmoid).double()(empty).shape == (3, 0)

@@ -75,8 +75,10 @@ class NBodyLinear(nn.Module):
                                  f"{tuple(positions.shape)}, got {tuple(t.shape)}")
         v = velocities.double()
         vv = (v * v).sum()
+        if not torch.isfinite(vv) or not torch.isfinite(targets.double() - positions.double()).all():
+            raise ValueError("NBodyLinear.fit: inputs must be finite (got NaN or inf)")
         if not vv > 0:
-            raise ValueError("NBodyLinear.fit: all velocities are zero, the time is undetermined")
+            raise ValueError("NBodyLinear.fit: no systems, or all velocities are zero: the time is undetermined")
         self.time.fill_(((targets.double() - positions.double()) * v).sum() / vv)
         return self
 

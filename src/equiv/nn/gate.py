@@ -54,7 +54,7 @@ def _blocks(irreps: Irreps) -> tuple[tuple[int, int], ...]:
 
 def _per_component(values: torch.Tensor, index: torch.Tensor, blocks: tuple[tuple[int, int], ...]) -> torch.Tensor:
     """``(..., num_irreps)`` → ``(..., dim)``: each irrep copy's value repeated over its components."""
-    if not torch.compiler.is_compiling():
+    if not torch.compiler.is_compiling() or not blocks:
         return values.index_select(-1, index)
     parts, k = [], 0
     for mul, d in blocks:
