@@ -179,3 +179,46 @@ def test_layer_compiles_with_inductor_and_matches_eager_gradients():
         torch.set_num_threads(threads)
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(g_compiled, g_eager, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm", ["element", "path"])
+def test_path_normalization_matches_e3nn(norm):
+    """``path_normalization`` reaches the product: the message layer's product equals e3nn's
+    ``FullyConnectedTensorProduct`` with the same weights and the same ``path_normalization``
+    ("path" is e3nn 0.3.x's only normalisation, which the SEGNN authors' environment pins)."""
+    o3 = pytest.importorskip("e3nn.o3")
+    h, a = Irreps("4x0e + 4x1o"), Irreps("1x0e + 1x1o")
+    layer = SEGNNLayer(h, a, path_normalization=norm).double()
+    stp = layer.message_1
+    ref = o3.FullyConnectedTensorProduct(str(stp.irreps_in1), str(a), str(stp.irreps_tp_out),
+                                         path_normalization=norm).double()
+    with torch.no_grad():
+        ref.weight.copy_(stp.tp.weight)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(7, stp.irreps_in1.dim, generator=g, dtype=torch.float64)
+    y = torch.randn(7, a.dim, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(stp.tp(x, y), ref(x, y), atol=1e-12, rtol=1e-12)
+
+
+def test_path_normalization_weighs_the_edge_scalars():
+    """In the published model (32x0e + 32x1o, two edge scalars: fan-in 4 * 32 + 2 = 130 into each
+    message block, 5 paths) "path" weighs the edge-scalar paths sqrt(130 / (5 * 2)) = 3.6 times as
+    much as "element" does and the hidden ones sqrt(130 / (5 * 32)) = 0.9 times; the model stays
+    E(3) equivariant; only the CG product has the option."""
+    ratios = {}
+    models = {n: SEGNN(path_normalization=n) for n in ("element", "path")}
+    for p, e in zip(models["path"].layers[0].message_1.tp.instructions,
+                    models["element"].layers[0].message_1.tp.instructions):
+        ratios.setdefault(p.i_in1, set()).add(round(p.path_weight / e.path_weight, 6))
+    assert ratios == {0: {round((130 / 160) ** 0.5, 6)}, 1: {round((130 / 160) ** 0.5, 6)},
+                      2: {round((130 / 160) ** 0.5, 6)}, 3: {round((130 / 160) ** 0.5, 6)},
+                      4: {round((130 / 10) ** 0.5, 6)}}
+    model = SEGNN(hidden=8, num_layers=2, path_normalization="path").double()
+    rep = assert_equivariant(model, list(_inputs()), *KINDS, group="O(3)", **PERM,
+                             generator=torch.Generator().manual_seed(0))
+    assert rep.max_relative_error < 1e-12
+    assert "path_normalization='path'" in repr(model)
+    with pytest.raises(ValueError, match="path_normalization"):
+        SEGNN(hidden=8, path_normalization="component")
+    with pytest.raises(ValueError, match="product='cg' only"):
+        SEGNN(hidden=8, product="gaunt", path_normalization="path")

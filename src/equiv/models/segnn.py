@@ -22,6 +22,7 @@ from ._nbody_common import check_nbody_inputs
 __all__ = ["SEGNN", "SEGNNLayer", "SteerableTensorProduct", "weight_balanced_irreps"]
 
 _PRODUCTS = ("cg", "gaunt")
+_PATH_NORMALIZATIONS = ("element", "path")
 
 
 def _sh_irreps(lmax: int) -> Irreps:
@@ -105,6 +106,14 @@ class SteerableTensorProduct(nn.Module):
     (:func:`equiv.nn.moment_scale`: SiLU × 1.6765, sigmoid × 1.8462), as e3nn's ``Gate`` does in the
     reference SEGNN; as there, a gate with no higher-degree irreps to gate is a plain SiLU.
 
+    ``path_normalization`` ("cg" only) is that of the product's paths (e3nn's meaning): "element"
+    (default) weighs every path into an output block by :math:`1/\sqrt{F}`, :math:`F` the block's
+    fan-in, so with the :math:`1/s` rescaling every path counts alike; "path" weighs path :math:`p` by
+    :math:`1/\sqrt{n f_p}` (:math:`n` paths into the block, :math:`f_p` this path's fan-in), so a path
+    with a small fan-in counts :math:`\sqrt{F/(n f_p)}` times more. "path" is what e3nn 0.3.x computed
+    (its only behaviour; 0.4.0 made "element" the default), the version the SEGNN authors' environment
+    pins.
+
     Shapes:
         - x ``(..., irreps_in1.dim)``, a ``(..., irreps_in2.dim)`` → ``(..., irreps_out.dim)``
 
@@ -131,10 +140,15 @@ class SteerableTensorProduct(nn.Module):
     """
 
     def __init__(self, irreps_in1, irreps_in2, irreps_out, *, product: str = "cg", gate: bool = False,
-                 gate_norm: bool = True) -> None:
+                 gate_norm: bool = True, path_normalization: str = "element") -> None:
         super().__init__()
         if product not in _PRODUCTS:
             raise ValueError(f"product must be one of {_PRODUCTS}, got {product!r}")
+        if path_normalization not in _PATH_NORMALIZATIONS:
+            raise ValueError(f"path_normalization must be one of {_PATH_NORMALIZATIONS}, got {path_normalization!r}")
+        if product != "cg" and path_normalization != "element":
+            raise ValueError(f"path_normalization={path_normalization!r} applies to product='cg' only")
+        self.path_normalization = path_normalization
         self.irreps_in1, self.irreps_in2 = Irreps(irreps_in1), Irreps(irreps_in2)
         self.irreps_out, self.product, self.gate = Irreps(irreps_out), product, gate
         self.gate_norm = gate_norm
@@ -157,7 +171,8 @@ class SteerableTensorProduct(nn.Module):
         if product == "cg":
             from equiv.tp import FullyConnectedTensorProduct
 
-            self.tp = FullyConnectedTensorProduct(self.irreps_in1, self.irreps_in2, self.irreps_tp_out)
+            self.tp = FullyConnectedTensorProduct(self.irreps_in1, self.irreps_in2, self.irreps_tp_out,
+                                                  path_normalization=path_normalization)
             # fan-in per output block and the matching rescaling of the output (SEGNN's initialisation)
             fan = torch.zeros(self.irreps_tp_out.dim)
             for (mo, iro), sl in zip(self.irreps_tp_out, self.irreps_tp_out.slices()):
@@ -205,7 +220,8 @@ class SteerableTensorProduct(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}, product={self.product!r}, "
-                f"gate={self.gate}, gate_norm={self.gate_norm}")
+                f"gate={self.gate}, gate_norm={self.gate_norm}"
+                + (f", path_normalization={self.path_normalization!r}" if self.path_normalization != "element" else ""))
 
 
 class SEGNNLayer(nn.Module):
@@ -243,12 +259,12 @@ class SEGNNLayer(nn.Module):
     """
 
     def __init__(self, hidden_irreps, attr_irreps, extra_irreps="2x0e", product: str = "cg",
-                 gate_norm: bool = True) -> None:
+                 gate_norm: bool = True, path_normalization: str = "element") -> None:
         super().__init__()
         h = Irreps(hidden_irreps)
         self.hidden_irreps = h
         msg_in = h + h + Irreps(extra_irreps)
-        kw = dict(product=product, gate_norm=gate_norm)
+        kw = dict(product=product, gate_norm=gate_norm, path_normalization=path_normalization)
         self.message_1 = SteerableTensorProduct(msg_in, attr_irreps, h, gate=True, **kw)
         self.message_2 = SteerableTensorProduct(h, attr_irreps, h, gate=True, **kw)
         self.update_1 = SteerableTensorProduct(h + h, attr_irreps, h, gate=True, **kw)
@@ -308,6 +324,12 @@ class SEGNN(nn.Module):
         The ``0e`` component of the node attributes: 1 (default) or the sum of the harmonics,
         :math:`1/\sqrt{\pi}`. Both are invariant; they weigh the attributes' scalar path differently
         against the vector path.
+    path_normalization : {"element", "path"}
+        Normalisation of the tensor-product paths (see :class:`SteerableTensorProduct`). "element"
+        (default) is e3nn ≥ 0.4's; "path" is e3nn 0.3.x's, which the SEGNN authors' environment for the
+        published runs pins (``environment2.yml``: e3nn 0.3.5). They differ where the fan-ins into a
+        block differ, above all in each message's two edge scalars (distance, :math:`q_iq_j`; fan-in 2
+        against 32 for each hidden block), whose paths "path" weighs about 3.6 times more.
 
     Shapes:
         - positions, velocities: ``(B, N, 3)`` or ``(N, 3)``
@@ -323,7 +345,7 @@ class SEGNN(nn.Module):
 
     def __init__(self, hidden: int = 64, num_layers: int = 4, lmax: int = 1, lmax_attr: int = 1,
                  product: str = "cg", gate_norm: bool = True, centre: str = "centroid",
-                 node_attr_scalar: str = "one") -> None:
+                 node_attr_scalar: str = "one", path_normalization: str = "element") -> None:
         super().__init__()
         if centre not in ("centroid", "coordinates"):
             raise ValueError(f"SEGNN: centre must be 'centroid' or 'coordinates', got {centre!r}")
@@ -338,12 +360,18 @@ class SEGNN(nn.Module):
                 raise ValueError(f"SEGNN: {name} must be a non-negative integer, got {val!r}")
         if product not in _PRODUCTS:
             raise ValueError(f"SEGNN: product must be one of {_PRODUCTS}, got {product!r}")
+        if path_normalization not in _PATH_NORMALIZATIONS:
+            raise ValueError(f"SEGNN: path_normalization must be one of {_PATH_NORMALIZATIONS}, "
+                             f"got {path_normalization!r}")
+        if product != "cg" and path_normalization != "element":
+            raise ValueError(f"SEGNN: path_normalization={path_normalization!r} applies to product='cg' only")
+        self.path_normalization = path_normalization
         self.hidden, self.num_layers, self.lmax, self.lmax_attr, self.product = hidden, num_layers, lmax, lmax_attr, product
         self.gate_norm = gate_norm
         self.attr_irreps = _sh_irreps(lmax_attr)
         self.hidden_irreps = weight_balanced_irreps(hidden, self.attr_irreps, lmax)
         a, h = self.attr_irreps, self.hidden_irreps
-        kw = dict(product=product, gate_norm=gate_norm)
+        kw = dict(product=product, gate_norm=gate_norm, path_normalization=path_normalization)
         self.embedding = SteerableTensorProduct("2x1o + 1x0e", a, h, **kw)
         self.layers = nn.ModuleList(SEGNNLayer(h, a, **kw) for _ in range(num_layers))
         self.readout_1 = SteerableTensorProduct(h, a, h, gate=True, **kw)
@@ -389,5 +417,6 @@ class SEGNN(nn.Module):
         return (f"hidden={self.hidden} ({self.hidden_irreps}), num_layers={self.num_layers}, lmax={self.lmax}, "
                 f"lmax_attr={self.lmax_attr}, product={self.product!r}, gate_norm={self.gate_norm}"
                 + (f", centre={self.centre!r}" if self.centre != "centroid" else "")
-                + (f", node_attr_scalar={self.node_attr_scalar!r}" if self.node_attr_scalar != "one" else ""))
+                + (f", node_attr_scalar={self.node_attr_scalar!r}" if self.node_attr_scalar != "one" else "")
+                + (f", path_normalization={self.path_normalization!r}" if self.path_normalization != "element" else ""))
 
