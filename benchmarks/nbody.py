@@ -36,7 +36,10 @@ def _row(r: dict, name: str) -> str:
     eq = r["equivariance"]
     target = TARGETS.get(r["model"])
     pub = r.get("published_test_mse")
-    kw = ", ".join(f"{k}={v}" for k, v in r["model_kwargs"].items())
+    from equiv.train.nbody import checkpoint_model_kwargs
+
+    # options added after a run was recorded are shown with the value that run had
+    kw = ", ".join(f"{k}={v}" for k, v in checkpoint_model_kwargs(r).items())
     status = "" if target is None else ("meets target" if r["test_mse"] <= target else f"target ≤ {target}")
     return (f"| {name} | {kw} | {r['test_mse']:.5f} | {pub if pub is not None else '—'} | {status} | "
             f"{r['epochs_run']} / {r['epochs_planned']} ({r['stop_reason']}) | {r['best_epoch']} | "

@@ -119,6 +119,18 @@ def test_segnn_checkpoints_before_gate_norm_load_with_the_plain_gate():
     assert build_model("segnn", hidden=8, num_layers=1).gate_norm is True
 
 
+def test_segnn_checkpoints_before_path_normalization_load_with_element():
+    """The published setting uses e3nn 0.3.x's "path" normalisation; checkpoints written before the
+    option existed were trained with "element" and rebuild that way."""
+    from equiv.train.nbody import checkpoint_model_kwargs
+
+    old = dict(model="segnn", model_kwargs=dict(hidden=64, num_layers=4, lmax=1, product="cg", gate_norm=True))
+    assert checkpoint_model_kwargs(old)["path_normalization"] == "element"
+    new = dict(old, model_kwargs=dict(old["model_kwargs"], path_normalization="path"))
+    assert checkpoint_model_kwargs(new)["path_normalization"] == "path"
+    assert build_model("segnn", hidden=8, num_layers=1).path_normalization == "path"
+
+
 def test_resume_with_other_training_settings_is_an_error(tmp_path):
     train_nbody(SMALL, epochs=1, out=str(tmp_path / "r"))
     with pytest.raises(ValueError, match="other settings.*'lr': \\(0.001, 0.002\\)"):

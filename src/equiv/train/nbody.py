@@ -129,7 +129,9 @@ MODELS: dict[str, dict[str, Any]] = {
         paper="Puny et al., ICLR 2022", published_mse=0.0057,
     ),
     "segnn": dict(
-        build=_segnn, kwargs=dict(hidden=64, num_layers=4, lmax=1, product="cg", gate_norm=True), group="O(3)",
+        # path_normalization="path": e3nn 0.3.x's, the version the authors' environment pins (docs/nbody.md)
+        build=_segnn, kwargs=dict(hidden=64, num_layers=4, lmax=1, product="cg", gate_norm=True,
+                                  path_normalization="path"), group="O(3)",
         train=dict(lr=5e-4, weight_decay=1e-12, batch_size=100, epochs=1000, scheduler="none", clip=None),
         paper="Brandstetter et al., ICLR 2022", published_mse=0.0043,
     ),
@@ -149,7 +151,7 @@ MODELS: dict[str, dict[str, Any]] = {
 
 
 #: Model options added after checkpoints were first written: their value in those older checkpoints.
-_LEGACY_KWARGS = {"segnn": {"gate_norm": False}}
+_LEGACY_KWARGS = {"segnn": {"gate_norm": False, "path_normalization": "element"}}
 
 
 def checkpoint_model_kwargs(state: dict) -> dict:
