@@ -39,7 +39,8 @@ def _row(r: dict, name: str) -> str:
     from equiv.train.nbody import checkpoint_model_kwargs
 
     # options added after a run was recorded are shown with the value that run had
-    kw = ", ".join(f"{k}={v}" for k, v in checkpoint_model_kwargs(r).items())
+    full = checkpoint_model_kwargs(r)
+    kw = ", ".join(f"{k}={full[k]}" for k in [*r["model_kwargs"], *(k for k in full if k not in r["model_kwargs"])])
     status = "" if target is None else ("meets target" if r["test_mse"] <= target else f"target ≤ {target}")
     return (f"| {name} | {kw} | {r['test_mse']:.5f} | {pub if pub is not None else '—'} | {status} | "
             f"{r['epochs_run']} / {r['epochs_planned']} ({r['stop_reason']}) | {r['best_epoch']} | "
