@@ -294,7 +294,8 @@ class SEGNN(nn.Module):
     :math:`2 Y_{00} = 1/\sqrt{\pi}`, as its earlier model ``models/old_segnn`` did). An embedding
     product, ``num_layers`` :class:`SEGNNLayer` and a two-product read-out to ``1x1o`` give the
     displacement, :math:`\hat x_i = x_i + \Delta_i`. The published setting (test MSE 0.0043) is 64
-    weight-balanced hidden features (``32x0e + 32x1o``), ``lmax = lmax_attr = 1``, 4 layers.
+    weight-balanced hidden features (``32x0e + 32x1o``), ``lmax = lmax_attr = 1``, 4 layers, with
+    ``path_normalization="path"`` (the e3nn of the published runs; ``equiv train nbody`` uses it).
 
     Departure from the reference code: it subtracts ``pos.mean(1)`` — the mean over the *coordinates*
     of each particle, which breaks rotation and translation symmetry slightly; here the centroid of the
