@@ -25,6 +25,14 @@ _PRODUCTS = ("cg", "gaunt")
 _PATH_NORMALIZATIONS = ("element", "path")
 
 
+def _check_path_normalization(value: str, product: str, who: str) -> str:
+    if value not in _PATH_NORMALIZATIONS:
+        raise ValueError(f"{who}path_normalization must be one of {_PATH_NORMALIZATIONS}, got {value!r}")
+    if product != "cg" and value != "element":
+        raise ValueError(f"{who}path_normalization={value!r} applies to product='cg' only")
+    return value
+
+
 def _sh_irreps(lmax: int) -> Irreps:
     return Irreps("+".join(f"1x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(lmax + 1)))
 
@@ -111,8 +119,8 @@ class SteerableTensorProduct(nn.Module):
     fan-in, so with the :math:`1/s` rescaling every path counts alike; "path" weighs path :math:`p` by
     :math:`1/\sqrt{n f_p}` (:math:`n` paths into the block, :math:`f_p` this path's fan-in), so a path
     with a small fan-in counts :math:`\sqrt{F/(n f_p)}` times more. "path" is what e3nn 0.3.x computed
-    (its only behaviour; 0.4.0 made "element" the default), the version the SEGNN authors' environment
-    pins.
+    (its only behaviour; 0.4.0 replaced it by "element", and 0.4.2 made both available, "element" the
+    default), the version the SEGNN authors' environment pins.
 
     Shapes:
         - x ``(..., irreps_in1.dim)``, a ``(..., irreps_in2.dim)`` → ``(..., irreps_out.dim)``
@@ -137,6 +145,13 @@ class SteerableTensorProduct(nn.Module):
     >>> D = irreps.D_from_matrix(R)
     >>> bool(torch.allclose(layer(x @ D.T, spherical_harmonics([0, 1], r @ R.T, normalize=True)), out @ D.T))
     True
+
+    With unequal fan-ins into a block ("4x0e" and "1x0e" inputs: 4 and 1), "path" weighs the small one
+    :math:`\sqrt{5/(2 \cdot 1)}` times as much as "element" does:
+
+    >>> e, p = (SteerableTensorProduct("4x0e + 1x0e", "1x0e", "2x0e", path_normalization=n) for n in ("element", "path"))
+    >>> [round(a.path_weight / b.path_weight, 4) for a, b in zip(p.tp.instructions, e.tp.instructions)]
+    [0.7906, 1.5811]
     """
 
     def __init__(self, irreps_in1, irreps_in2, irreps_out, *, product: str = "cg", gate: bool = False,
@@ -144,11 +159,7 @@ class SteerableTensorProduct(nn.Module):
         super().__init__()
         if product not in _PRODUCTS:
             raise ValueError(f"product must be one of {_PRODUCTS}, got {product!r}")
-        if path_normalization not in _PATH_NORMALIZATIONS:
-            raise ValueError(f"path_normalization must be one of {_PATH_NORMALIZATIONS}, got {path_normalization!r}")
-        if product != "cg" and path_normalization != "element":
-            raise ValueError(f"path_normalization={path_normalization!r} applies to product='cg' only")
-        self.path_normalization = path_normalization
+        self.path_normalization = _check_path_normalization(path_normalization, product, "")
         self.irreps_in1, self.irreps_in2 = Irreps(irreps_in1), Irreps(irreps_in2)
         self.irreps_out, self.product, self.gate = Irreps(irreps_out), product, gate
         self.gate_norm = gate_norm
@@ -361,12 +372,7 @@ class SEGNN(nn.Module):
                 raise ValueError(f"SEGNN: {name} must be a non-negative integer, got {val!r}")
         if product not in _PRODUCTS:
             raise ValueError(f"SEGNN: product must be one of {_PRODUCTS}, got {product!r}")
-        if path_normalization not in _PATH_NORMALIZATIONS:
-            raise ValueError(f"SEGNN: path_normalization must be one of {_PATH_NORMALIZATIONS}, "
-                             f"got {path_normalization!r}")
-        if product != "cg" and path_normalization != "element":
-            raise ValueError(f"SEGNN: path_normalization={path_normalization!r} applies to product='cg' only")
-        self.path_normalization = path_normalization
+        self.path_normalization = _check_path_normalization(path_normalization, product, "SEGNN: ")
         self.hidden, self.num_layers, self.lmax, self.lmax_attr, self.product = hidden, num_layers, lmax, lmax_attr, product
         self.gate_norm = gate_norm
         self.attr_irreps = _sh_irreps(lmax_attr)
